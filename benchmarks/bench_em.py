@@ -46,7 +46,7 @@ def _sync(device: torch.device) -> None:
 def load_images(data: str | None, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """Real CIFAR-10 if given (first n, tiled if the archive is smaller), else random images."""
     if data:
-        from cifar10s.sources import load_cifar10
+        from cifar10s.sources.cifar10 import load_cifar10
 
         d = load_cifar10(data)
         reps = -(-n // len(d.train_images))

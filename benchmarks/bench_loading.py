@@ -39,8 +39,8 @@ def main() -> None:
     from torchvision.datasets import CIFAR10
 
     from cifar10s import CIFAR10S
-    from cifar10s.builders import build_variant
-    from cifar10s.safe_tar import safe_extract
+    from cifar10s.release.builders import build_variant
+    from cifar10s.sources.safe_tar import safe_extract
     from cifar10s.variants import VariantSpec
 
     with tempfile.TemporaryDirectory() as tmp:

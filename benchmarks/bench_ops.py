@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10s.ops import CORNER_COLOURS, search_shortcuts
+from cifar10s.onepixel import CORNER_COLOURS, search_shortcuts
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 
@@ -40,7 +40,7 @@ def load_images(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
         rng = np.random.default_rng(0)
         return (rng.integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8), np.repeat(np.arange(10), 5000),
                 "random uint8 images")
-    from cifar10s.sources import load_cifar10
+    from cifar10s.sources.cifar10 import load_cifar10
 
     src = load_cifar10(args.cifar10)
     reps = -(-50_000 // len(src.train_labels))

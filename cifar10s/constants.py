@@ -21,7 +21,7 @@ CIFAR10_MEMBER_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
 
-#: sha256 over the decoded official arrays (see :func:`cifar10s.sources.fingerprint_arrays`).
+#: sha256 over the decoded official arrays (see :func:`cifar10s.sources.cifar10.fingerprint_arrays`).
 #: ``None`` until measured on the official archive; until then "official" is decided by the
 #: member md5 values above, which identify the same bytes.
 CIFAR10_OFFICIAL_FINGERPRINT: str | None = None

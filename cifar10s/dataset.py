@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
-from .builders import (
+from .release.builders import (
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
@@ -38,7 +38,7 @@ class CIFAR10S(VisionDataset):
             found under ``root`` (or given as ``cifar10``).
         variant: ``"cifar10s"`` (EM + OPS), ``"ops"`` (OPS only; ``"ops-k3"`` or ``pixels=3`` for
             the multi-pixel shortcut), ``"em"`` (EM noise only) or ``"clean"``.
-        pixels / objective: OPS parameters (see :mod:`cifar10s.ops`).
+        pixels / objective: OPS parameters (see :mod:`cifar10s.onepixel`).
         cifar10: explicit CIFAR-10 source (archive or folder) to build from.
         verify: check every array's sha256 against the manifest on load (default). With False
             only sizes, shapes and dtypes are checked.
@@ -92,7 +92,7 @@ class CIFAR10S(VisionDataset):
 
     def _fetch_release(self, spec: VariantSpec) -> None:
         """Try the pinned Hub release first; on failure say so and let the local build run."""
-        from .hub import DEFAULT_REPO_ID, DEFAULT_REVISION, HubUnavailable, fetch_variant
+        from .hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, HubUnavailable, fetch_variant
 
         try:
             fetch_variant(self.root, spec.folder_name)

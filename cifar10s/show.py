@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .ops import ShortcutPixel
+from .onepixel import ShortcutPixel
 from .store import atomic_write_bytes
 
 _LABEL_W = 90

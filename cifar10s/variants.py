@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ops import OBJECTIVES
+from .onepixel import OBJECTIVES
 
 #: Variant kinds: the clean data, OPS alone (k pixels), EM noise alone, and CIFAR-10-S (EM + OPS).
 KINDS: tuple[str, ...] = ("clean", "ops", "em", "cifar10s")

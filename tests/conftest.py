@@ -25,7 +25,7 @@ def shared_archive() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_arrays(shared_archive):
-    from cifar10s.sources import load_cifar10
+    from cifar10s.sources.cifar10 import load_cifar10
 
     return load_cifar10(shared_archive)
 
@@ -71,7 +71,7 @@ def tiny_archive(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def built_root(tmp_path_factory, shared_archive) -> Path:
     """A root with 'clean' and 'ops-k1' built once from the shared subset (treat as read-only)."""
-    from cifar10s.builders import build_variant
+    from cifar10s.release.builders import build_variant
     from cifar10s.variants import VariantSpec
 
     root = tmp_path_factory.mktemp("built")

@@ -2,7 +2,7 @@ import json
 
 from PIL import Image
 
-from cifar10s.cli import main
+from cifar10s.cli.main import main
 
 
 def test_build_info_show_round_trip(tmp_path, tiny_archive, capsys):

@@ -59,7 +59,7 @@ def cifar() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not DATA.exists():
         pytest.skip(f"CIFAR-10 mini archive not found at {DATA}")
     try:
-        from cifar10s.sources import load_cifar10
+        from cifar10s.sources.cifar10 import load_cifar10
     except ImportError:
         return _read_mini(DATA)
     d = load_cifar10(DATA)

@@ -8,10 +8,10 @@ changed both in the environment and, with monkeypatch, in ``huggingface_hub.cons
   whenever ``hf_xet`` is importable; Xet needs a CAS server the fake Hub does not implement, so the
   tests disable it, which makes uploads use the Git-LFS batch API (basic transfer).
 - ``HF_HUB_OFFLINE``: ``constants.HF_HUB_OFFLINE`` (what huggingface_hub's request hook checks);
-  cifar10s.hub also reads the variable at call time.
+  cifar10s.hub.client also reads the variable at call time.
 - ``HF_TOKEN`` / token file, ``HF_HOME`` / ``HF_HUB_CACHE``: pointed into tmp dirs so the user's
   token and cache are never read or touched; every fetch gets its own ``cache_dir``.
-- ``HF_HUB_ETAG_TIMEOUT``: read at call time by cifar10s.hub for its first (no-retry) request.
+- ``HF_HUB_ETAG_TIMEOUT``: read at call time by cifar10s.hub.client for its first (no-retry) request.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pytest
 from huggingface_hub import HfApi, constants
 
 from cifar10s import CIFAR10S
-from cifar10s.builders import build_variant
-from cifar10s.hub import (
+from cifar10s.release.builders import build_variant
+from cifar10s.hub.client import (
     DEFAULT_REPO_ID,
     DEFAULT_REVISION,
     HubUnavailable,
@@ -318,7 +318,7 @@ def test_dataset_download_falls_back_to_local_build_when_hub_is_down(tmp_path, m
 
 
 def test_publish_and_fetch_commands(hub, built, tmp_path, monkeypatch, capsys):
-    from cifar10s.cli import main
+    from cifar10s.cli.main import main
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import cifar10s
-from cifar10s.builders import SHORTCUT_FILE, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
+from cifar10s.release.builders import SHORTCUT_FILE, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
 from cifar10s.leaderboard import (
     ScoringInterrupted,
     SubmissionError,
@@ -39,10 +39,10 @@ from cifar10s.leaderboard import (
     shuffle_variant,
 )
 from cifar10s.leaderboard.baselines import load_baselines, rows, train_set_name
-from cifar10s.leaderboard.cli import build_parser
-from cifar10s.leaderboard.cli import main as lb_main
+from cifar10s.cli.leaderboard import build_parser
+from cifar10s.cli.leaderboard import main as lb_main
 from cifar10s.leaderboard.render import load_results
-from cifar10s.ops import apply_shortcuts
+from cifar10s.onepixel import apply_shortcuts
 from cifar10s.store import (
     atomic_write_bytes,
     build_lock,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cifar10s import CIFAR10S
-from cifar10s.effect import train_and_test
+from cifar10s.release.effect import train_and_test
 
 
 @pytest.mark.slow

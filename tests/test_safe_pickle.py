@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from cifar10s.safe_pickle import UnsafePickleError, load_batch
+from cifar10s.sources.safe_pickle import UnsafePickleError, load_batch
 from conftest import batch_pickle
 
 

@@ -7,8 +7,8 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
-from cifar10s import builders
-from cifar10s.builders import build_variant, built_variants, variant_folder
+from cifar10s.release import builders
+from cifar10s.release.builders import build_variant, built_variants, variant_folder
 from cifar10s.store import data_dir, is_complete, verify_folder
 from cifar10s.variants import VariantSpec
 

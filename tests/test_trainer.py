@@ -76,7 +76,7 @@ def _tiny(width: int = 16, seed: int = 0) -> TinyCNN:
 
 @pytest.fixture(scope="module")
 def data(shared_archive):
-    from cifar10s.sources import load_cifar10
+    from cifar10s.sources.cifar10 import load_cifar10
 
     ds = load_cifar10(shared_archive)
     return ds.train_images, ds.train_labels, ds.test_images, ds.test_labels

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    from cifar10s.sources import load_cifar10
+    from cifar10s.sources.cifar10 import load_cifar10
 
     dist = _init_distributed(args.device)
     try:

@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..builders import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, variant_folder
-from ..recipe import DEFAULT_RECIPE
+from ..release.builders import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, variant_folder
+from ..release.recipe import DEFAULT_RECIPE
 from ..store import MANIFEST, IntegrityError, atomic_write_json, load_array, sha256_file, verify_folder
 from ..variants import VariantSpec, parse_variant
 from .baselines import compare, format_comparison, train_set_name

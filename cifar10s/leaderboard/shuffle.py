@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
-from ..ops import ShortcutSearch, apply_shortcuts
+from ..release.builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
+from ..onepixel import ShortcutSearch, apply_shortcuts
 from ..store import atomic_write_json, load_array, verify_folder
 from ..variants import VariantSpec, parse_variant
 

@@ -170,11 +170,11 @@ def _import_object(spec: str) -> Any:
 
 def _load_data(path: str) -> dict[str, Any]:
     """A ``.pt`` file (dict with ``train_images``/``train_labels`` and optionally the test pair),
-    or anything :func:`cifar10s.sources.load_cifar10` reads (archive or extracted folder)."""
+    or anything :func:`cifar10s.sources.cifar10.load_cifar10` reads (archive or extracted folder)."""
     if path.endswith(".pt"):
         d = torch.load(path, weights_only=True)
         return {k: d.get(k) for k in ("train_images", "train_labels", "test_images", "test_labels")}
-    from cifar10s.sources import load_cifar10  # the package's CIFAR-10 reader
+    from cifar10s.sources.cifar10 import load_cifar10  # the package's CIFAR-10 reader
 
     ds = load_cifar10(path)
     return {

@@ -156,7 +156,7 @@ def dataset_card(manifests: Mapping[str, Mapping[str, Any]]) -> str:
         "## Loading",
         "",
         "```python",
-        "from cifar10s.hub import fetch_variant",
+        "from cifar10s.hub.client import fetch_variant",
         "from cifar10s import CIFAR10S",
         "",
         f"fetch_variant(\"data\", \"{names[-1]}\")  # also fetches clean/ (the test split); sha256-checked",

@@ -57,8 +57,8 @@ except ImportError:  # pragma: no cover - very old huggingface_hub
     from huggingface_hub import utils as _hf_errors  # type: ignore[no-redef]
 
 from .card import dataset_card
-from .constants import DATA_FORMAT_VERSION
-from .store import (
+from ..constants import DATA_FORMAT_VERSION
+from ..store import (
     MANIFEST,
     IntegrityError,
     build_lock,
@@ -70,7 +70,7 @@ from .store import (
     staging_folder,
     verify_folder,
 )
-from .variants import parse_variant
+from ..variants import parse_variant
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def _check_manifest(manifest: Any, where: str, expected_folder: str) -> dict[str
     variant = manifest.get("variant")
     if isinstance(variant, dict):
         try:
-            from .variants import VariantSpec
+            from ..variants import VariantSpec
 
             folder = VariantSpec(**variant).folder_name
         except (TypeError, ValueError) as exc:
@@ -278,7 +278,7 @@ class _Remote:
             local_files_only=local_only,
             library_name="cifar10s",
         )
-        from . import __version__
+        from .. import __version__
 
         kwargs["library_version"] = __version__
         if not local_only:

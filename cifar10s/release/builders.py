@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .ops import ShortcutSearch, apply_shortcuts, search_shortcuts
+from ..onepixel import ShortcutSearch, apply_shortcuts, search_shortcuts
 from .recipe import Recipe, load_recipe
-from .sources import CIFAR10Arrays, load_cifar10, resolve_cifar10
-from .store import (
+from ..sources.cifar10 import CIFAR10Arrays, load_cifar10, resolve_cifar10
+from ..store import (
     MANIFEST,
     IntegrityError,
     atomic_write_bytes,
@@ -37,7 +37,7 @@ from .store import (
     staging_folder,
     verify_folder,
 )
-from .variants import VariantSpec
+from ..variants import VariantSpec
 
 SHORTCUT_FILE = "shortcut.json"
 TRAIN_IMAGES, TRAIN_LABELS = "train_images.npy", "train_labels.npy"
@@ -157,7 +157,7 @@ def em_inputs_key(clean: dict[str, Any], recipe: Recipe) -> str:
 def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
               device: str | None, progress: bool) -> Path:
     """Generate EM noise for the clean training set (resumable) and publish the ``em`` folder."""
-    from .em import generate_em_noise
+    from ..em import generate_em_noise
 
     clean_dir = clean_folder(root)
     images = np.array(load_array(clean_dir, TRAIN_IMAGES, clean))  # a writable in-memory copy

@@ -12,7 +12,7 @@ What must match **bit for bit** (it is deterministic given its inputs):
 What is compared **with a stated tolerance**: the EM noise itself, since a fresh GPU run is not
 bit-reproducible across machines (share of identical int8 values, max and mean |difference|),
 and **by effect**: a short training run on the build's CIFAR-10-S must still fail to generalise to
-the clean test set (see :mod:`cifar10s.effect`).
+the clean test set (see :mod:`cifar10s.release.effect`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from .builders import (
     TRAIN_LABELS,
     load_shortcut,
 )
-from .em import apply_noise
-from .ops import apply_shortcuts, search_shortcuts
-from .store import IntegrityError, data_dir, is_complete, load_array, verify_folder
+from ..em import apply_noise
+from ..onepixel import apply_shortcuts, search_shortcuts
+from ..store import IntegrityError, data_dir, is_complete, load_array, verify_folder
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def verify_build(
     """Check the build under ``build_root`` against the release under ``release_root``.
 
     Both are data roots (holding ``cifar10s-v1/``); a release fetched from the Hub is installed as
-    such a root by :func:`cifar10s.hub.fetch_variant`. ``effect_max_accuracy`` defaults to the
+    such a root by :func:`cifar10s.hub.client.fetch_variant`. ``effect_max_accuracy`` defaults to the
     accuracy of the same short run on the clean training set minus 0.15.
     """
     build, release = Path(build_root), Path(release_root)

@@ -1,13 +1,13 @@
 """Leaderboard subcommands: ``score``/``submit``, ``validate``, ``leaderboard``, ``shuffle``, ``baselines``.
 
-``cifar10s.cli`` adds them with :func:`register`::
+``cifar10s.cli.main`` adds them with :func:`register`::
 
-    from cifar10s.leaderboard.cli import register
+    from cifar10s.cli.leaderboard import register
     register(sub)   # sub = parser.add_subparsers(...)
 
 Each handler returns an exit code. Errors are raised as ``ValueError`` (``SubmissionError``),
 ``FileNotFoundError`` or ``RuntimeError``, which the top-level ``main`` reports as
-``error: ...`` with exit code 2. ``python -m cifar10s.leaderboard.cli`` runs the same commands
+``error: ...`` with exit code 2. ``python -m cifar10s.cli.leaderboard`` runs the same commands
 on their own.
 """
 
@@ -41,7 +41,7 @@ def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .submission import load_submission
+    from ..leaderboard.submission import load_submission
 
     for folder in args.submissions:
         sub = load_submission(folder, check_model=not args.no_model_check)
@@ -54,7 +54,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .scoring import score_submission
+    from ..leaderboard.scoring import score_submission
 
     score_submission(
         args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
@@ -64,7 +64,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .render import write_leaderboard
+    from ..leaderboard.render import write_leaderboard
 
     md, page, n, skipped = write_leaderboard(args.results, args.out)
     print(f"rendered {n} result(s) from {args.results}: {md}, {page}")
@@ -74,7 +74,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_shuffle(args: argparse.Namespace) -> int:
-    from .shuffle import run_shuffle_experiment
+    from ..leaderboard.shuffle import run_shuffle_experiment
 
     run_shuffle_experiment(
         args.root, args.variant, model=args.model, method=args.method, preset=args.preset, seeds=args.seeds,
@@ -85,7 +85,7 @@ def cmd_shuffle(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from .baselines import format_tables, load_baselines
+    from ..leaderboard.baselines import format_tables, load_baselines
 
     if args.json:
         print(json.dumps(load_baselines(), indent=2))
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import run
+    from .main import run
 
     return run(build_parser(), argv)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     CIFAR10_FILENAME,
     CIFAR10_FOLDER,
     CIFAR10_MEMBER_MD5,

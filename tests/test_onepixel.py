@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifar10s.ops import (
+from cifar10s.onepixel import (
     CORNER_COLOURS,
     OBJECTIVES,
     ShortcutSearch,

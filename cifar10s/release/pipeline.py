@@ -1,6 +1,6 @@
 """One command that rebuilds a whole release: clean -> OPS -> EM -> CIFAR-10-S, stage by stage.
 
-Each stage is :func:`cifar10s.builders.build_variant`, which skips a stage whose inputs are
+Each stage is :func:`cifar10s.release.builders.build_variant`, which skips a stage whose inputs are
 unchanged and whose files verify; the report says which stages ran, which were cached, and how
 long each took.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from .builders import build_variant, variant_folder
 from .recipe import Recipe, load_recipe
-from .store import MANIFEST, read_manifest
-from .variants import VariantSpec
+from ..store import MANIFEST, read_manifest
+from ..variants import VariantSpec
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from .constants import CIFAR10_FILENAME, CIFAR10_MD5, CIFAR10_URL
+from ..constants import CIFAR10_FILENAME, CIFAR10_MD5, CIFAR10_URL
 
 
 class DownloadError(RuntimeError):

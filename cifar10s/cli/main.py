@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .ops import OBJECTIVES
-from .variants import KINDS, VariantSpec, parse_variant
+from .. import __version__
+from ..onepixel import OBJECTIVES
+from ..variants import KINDS, VariantSpec, parse_variant
 
 
 def _variant_args(p: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def _spec(args: argparse.Namespace) -> VariantSpec:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .builders import build_variant, variant_folder
-    from .store import MANIFEST, read_manifest
+    from ..release.builders import build_variant, variant_folder
+    from ..store import MANIFEST, read_manifest
 
     spec = _spec(args)
     previous = variant_folder(args.root, spec) / MANIFEST
@@ -49,8 +49,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .builders import built_variants
-    from .store import data_dir
+    from ..release.builders import built_variants
+    from ..store import data_dir
 
     variants = built_variants(args.root)
     if args.json:
@@ -81,9 +81,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
-    from .show import contact_sheet, save_png
-    from .store import load_array, verify_folder
+    from ..release.builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
+    from ..show import contact_sheet, save_png
+    from ..store import load_array, verify_folder
 
     spec = _spec(args)
     folder = variant_folder(args.root, spec)
@@ -108,13 +108,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from .pipeline import rebuild
+    from ..release.pipeline import rebuild
 
     report = rebuild(args.root, recipe=args.recipe, cifar10=args.cifar10, download=args.download,
                      device=args.device, force=args.force, progress=not args.quiet)
     print(report.to_text())
     if args.report:
-        from .store import atomic_write_json
+        from ..store import atomic_write_json
 
         atomic_write_json(args.report, report.to_dict())
     return 0
@@ -123,19 +123,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .verify import EMTolerance, verify_build
+    from ..release.verify import EMTolerance, verify_build
 
     with contextlib.ExitStack() as stack:
         release = args.release
         if release is None:
-            from .hub import DEFAULT_REPO_ID, DEFAULT_REVISION, fetch_variant
+            from ..hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, fetch_variant
 
             release = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cifar10s-release-")))
             for variant in ("clean", "ops", "em", "cifar10s"):
                 fetch_variant(release, variant, repo_id=args.repo_id or DEFAULT_REPO_ID,
                               revision=args.revision or DEFAULT_REVISION, endpoint=args.endpoint)
         if args.rebuild:
-            from .pipeline import rebuild
+            from ..release.pipeline import rebuild
 
             print(rebuild(args.root, recipe=args.recipe, cifar10=args.cifar10, device=args.device,
                           progress=not args.quiet).to_text())
@@ -146,14 +146,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     print(report.to_text())
     if args.json:
-        from .store import atomic_write_json
+        from ..store import atomic_write_json
 
         atomic_write_json(args.json, report.to_dict())
     return 0 if report.passed else 1
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .hub import publish_release
+    from ..hub.client import publish_release
 
     sha = publish_release(args.root, args.variants, args.repo_id, tag=args.tag, endpoint=args.endpoint,
                           private=args.private)
@@ -163,7 +163,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .hub import DEFAULT_REPO_ID, DEFAULT_REVISION, fetch_variant
+    from ..hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, fetch_variant
 
     folder = fetch_variant(args.root, args.variant, repo_id=args.repo_id or DEFAULT_REPO_ID,
                            revision=args.revision or DEFAULT_REVISION, endpoint=args.endpoint,
@@ -173,7 +173,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_cifar10
+    from ..sources.download import download_cifar10
 
     path = download_cifar10(args.root, progress=not args.quiet)
     print(f"CIFAR-10 archive ready: {path}")
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_download)
 
-    from .leaderboard.cli import register
+    from .leaderboard import register
 
     register(sub)  # score/submit, validate, leaderboard, shuffle, baselines
     return parser

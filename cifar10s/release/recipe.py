@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .em import EMConfig
-from .ops import OBJECTIVES
+from ..em import EMConfig
+from ..onepixel import OBJECTIVES
 
 DEFAULT_RECIPE = "v1"
 
