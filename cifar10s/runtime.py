@@ -1,0 +1,108 @@
+"""Where and how a job runs: the device, the distributed context and derived seeds.
+
+EM generation, training and scoring all ask this module, so the three agree on which device
+"default" means under ``torchrun`` and on how a seed is split into independent streams.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+
+__all__ = [
+    "DistContext",
+    "cleanup_distributed",
+    "current_context",
+    "derive_seed",
+    "init_distributed",
+    "resolve_device",
+]
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from labelled parts, e.g. ``derive_seed(seed, epoch, "perm")``.
+
+    Stateless: every (seed, epoch, purpose) gets its own stream, so a resumed run draws exactly
+    what an uninterrupted one would have drawn.
+    """
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in the job (rank 0 of 1 outside ``torchrun``)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def current_context() -> DistContext:
+    """The running job's context if ``torch.distributed`` is initialised, else a single process."""
+    if tdist.is_available() and tdist.is_initialized():
+        return DistContext(
+            rank=tdist.get_rank(),
+            world_size=tdist.get_world_size(),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            backend=str(tdist.get_backend()),
+        )
+    return DistContext()
+
+
+def resolve_device(device: torch.device | str | None = None, ctx: DistContext | None = None) -> torch.device:
+    """The device a job runs on: the one asked for, else CUDA when present, else the CPU.
+
+    Under ``torchrun`` a bare ``"cuda"`` (or the default) means this process's local GPU; a
+    ``gloo`` job defaults to the CPU.
+    """
+    ctx = ctx if ctx is not None else current_context()
+    if device is not None:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None and ctx.distributed:
+            dev = torch.device("cuda", ctx.local_rank)
+        return dev
+    if torch.cuda.is_available() and ctx.backend != "gloo":
+        return torch.device("cuda", ctx.local_rank if ctx.distributed else torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> DistContext:
+    """Initialise the process group from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, MASTER_PORT). Backend: ``nccl`` when CUDA is available, else ``gloo``.
+
+    Without those variables (plain ``python``) this returns a single-process context.
+    """
+    if tdist.is_available() and tdist.is_initialized():
+        return current_context()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return DistContext()
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    tdist.init_process_group(
+        backend=backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
+    )
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend)
+
+
+def cleanup_distributed() -> None:
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
