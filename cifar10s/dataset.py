@@ -11,17 +11,20 @@ import numpy as np
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
-from .release.builders import (
+from .release.builders import build_variant
+from .store import (
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
     TRAIN_LABELS,
+    IntegrityError,
     NotBuiltError,
-    build_variant,
     clean_folder,
+    is_complete,
+    load_array,
     variant_folder,
+    verify_folder,
 )
-from .store import IntegrityError, is_complete, load_array, verify_folder
 from .variants import VariantSpec, parse_variant
 
 
@@ -92,7 +95,12 @@ class CIFAR10S(VisionDataset):
 
     def _fetch_release(self, spec: VariantSpec) -> None:
         """Try the pinned Hub release first; on failure say so and let the local build run."""
-        from .hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, HubUnavailable, fetch_variant
+        from .hub.client import (
+            DEFAULT_REPO_ID,
+            DEFAULT_REVISION,
+            HubUnavailable,
+            fetch_variant,
+        )
 
         try:
             fetch_variant(self.root, spec.folder_name)
@@ -128,16 +136,10 @@ class CIFAR10S(VisionDataset):
             )
 
     def _not_built_message(self, spec: VariantSpec, folder: Path) -> str:
-        how = (
-            f"cifar10s build --variant {spec.kind} "
-            + (f"--pixels {spec.pixels} " if spec.pixels != 1 else "")
-            + (f"--objective {spec.objective} " if spec.objective != "mean-std" else "")
-            + f"--root {self.root} --cifar10 PATH"
-        )
         return (
             f"variant {spec.folder_name!r} is not built under {folder.parent}. Build it with "
-            f"`{how}` (PATH = cifar-10-python.tar.gz or a cifar-10-batches-py folder), or pass "
-            "download=True to build it here."
+            f"`{spec.build_command(self.root)}` (PATH = cifar-10-python.tar.gz or a cifar-10-batches-py "
+            "folder), or pass download=True to build it here."
         )
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:

@@ -18,19 +18,37 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 from filelock import FileLock
 
 from .constants import DATA_FORMAT_VERSION
 
+if TYPE_CHECKING:
+    from .variants import VariantSpec
+
 MANIFEST = "manifest.json"
 _STAGING_PREFIX = ".staging-"
+
+#: File names inside a variant folder (the layout every reader and writer uses).
+TRAIN_IMAGES, TRAIN_LABELS = "train_images.npy", "train_labels.npy"
+TEST_IMAGES, TEST_LABELS = "test_images.npy", "test_labels.npy"  # only in the clean folder
+SHORTCUT_FILE = "shortcut.json"  # OPS variants: the searched pixels and colours
+EM_NOISE, EM_LOG = "noise.npy", "em_log.json"  # the em folder: the noise and the per-round log
+WORK_DIR = ".work"  # resumable intermediate state (EM checkpoints) under the data folder
 
 
 class IntegrityError(RuntimeError):
     """Built data does not match its manifest (corrupt, tampered or half-written)."""
+
+
+class NotBuiltError(RuntimeError):
+    """The requested variant has not been built under this root.
+
+    A ``RuntimeError``, like torchvision's "Dataset not found" error, so code written for
+    ``torchvision.datasets.CIFAR10`` catches it.
+    """
 
 
 def _current_umask() -> int:
@@ -47,6 +65,16 @@ def _file_mode() -> int:
 def data_dir(root: str | os.PathLike[str]) -> Path:
     """The versioned folder under ``root`` that holds every built variant."""
     return Path(root).expanduser() / f"cifar10s-v{DATA_FORMAT_VERSION}"
+
+
+def variant_folder(root: str | os.PathLike[str], spec: VariantSpec) -> Path:
+    """``<root>/cifar10s-v1/<variant folder name>``."""
+    return data_dir(root) / spec.folder_name
+
+
+def clean_folder(root: str | os.PathLike[str]) -> Path:
+    """The clean variant's folder: it also holds the (always clean) test split."""
+    return data_dir(root) / "clean"
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 4 << 20) -> str:

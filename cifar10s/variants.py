@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,32 @@ class VariantSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "pixels": self.pixels, "objective": self.objective}
+
+    @classmethod
+    def from_folder_name(cls, name: str) -> VariantSpec:
+        """The inverse of :attr:`folder_name`: ``ops-k3-paper-eq3`` -> ``VariantSpec("ops", 3, "paper-eq3")``."""
+        text = name.strip().lower()
+        objective = "mean-std"
+        for candidate in OBJECTIVES:
+            if candidate != "mean-std" and text.endswith("-" + candidate):
+                text, objective = text[: -len(candidate) - 1], candidate
+        spec = parse_variant(text, objective=objective)
+        if spec.folder_name != name.strip().lower():
+            raise ValueError(f"{name!r} is not a variant folder name (e.g. clean, ops-k1, ops-k3-paper-eq3, em, cifar10s)")
+        return spec
+
+    def cli_args(self) -> str:
+        """The ``cifar10s build`` flags that select this variant, e.g. ``--variant ops --pixels 3``."""
+        args = f"--variant {self.kind}"
+        if self.pixels != 1:
+            args += f" --pixels {self.pixels}"
+        if self.objective != "mean-std":
+            args += f" --objective {self.objective}"
+        return args
+
+    def build_command(self, root: str | os.PathLike[str]) -> str:
+        """The command that builds this variant under ``root`` from a local CIFAR-10 copy."""
+        return f"cifar10s build {self.cli_args()} --root {root} --cifar10 PATH"
 
 
 def parse_variant(name: str, *, pixels: int | None = None, objective: str | None = None) -> VariantSpec:

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from cifar10s import CIFAR10S
-from cifar10s.release.builders import NotBuiltError, build_variant, load_shortcut, variant_folder
-from cifar10s.store import IntegrityError
+from cifar10s.release.builders import build_variant, load_shortcut
+from cifar10s.store import IntegrityError, NotBuiltError, variant_folder
 from cifar10s.variants import VariantSpec, parse_variant
 
 

@@ -11,8 +11,13 @@ import pytest
 import requests
 
 from cifar10s.constants import CIFAR10_MD5, CIFAR10_URL
-from cifar10s.sources.download import ChecksumError, DownloadError, download_cifar10, download_file
 from cifar10s.sources.cifar10 import load_cifar10
+from cifar10s.sources.download import (
+    ChecksumError,
+    DownloadError,
+    download_cifar10,
+    download_file,
+)
 
 
 class Server:

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_cifar_archive
+from fake_hub import BlackHole, FakeHub, refused_port
 from huggingface_hub import HfApi, constants
 
 from cifar10s import CIFAR10S
-from cifar10s.release.builders import build_variant
 from cifar10s.hub.client import (
     DEFAULT_REPO_ID,
     DEFAULT_REVISION,
@@ -35,10 +36,9 @@ from cifar10s.hub.client import (
     fetch_variant,
     publish_release,
 )
+from cifar10s.release.builders import build_variant
 from cifar10s.store import IntegrityError, data_dir, verify_folder
 from cifar10s.variants import VariantSpec
-from conftest import make_cifar_archive
-from fake_hub import BlackHole, FakeHub, refused_port
 
 REPO = "cifar10s/CIFAR-10-S-test"
 TOKEN = "hf_fake_write_token"

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import cifar10s
-from cifar10s.release.builders import SHORTCUT_FILE, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
+from cifar10s.cli.leaderboard import build_parser
+from cifar10s.cli.leaderboard import main as lb_main
 from cifar10s.leaderboard import (
     ScoringInterrupted,
     SubmissionError,
@@ -39,19 +40,24 @@ from cifar10s.leaderboard import (
     shuffle_variant,
 )
 from cifar10s.leaderboard.baselines import load_baselines, rows, train_set_name
-from cifar10s.cli.leaderboard import build_parser
-from cifar10s.cli.leaderboard import main as lb_main
 from cifar10s.leaderboard.render import load_results
 from cifar10s.onepixel import apply_shortcuts
+from cifar10s.release.builders import load_shortcut
 from cifar10s.store import (
+    SHORTCUT_FILE,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
     atomic_write_bytes,
     build_lock,
+    clean_folder,
     file_entry,
     load_array,
     publish,
     save_array,
     sha256_file,
     staging_folder,
+    variant_folder,
     verify_folder,
 )
 from cifar10s.variants import VariantSpec

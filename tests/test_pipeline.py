@@ -11,13 +11,20 @@ import numpy as np
 import pytest
 
 from cifar10s import CIFAR10S
-from cifar10s.release.builders import load_shortcut, variant_folder
 from cifar10s.cli.main import main
+from cifar10s.release.builders import load_shortcut
 from cifar10s.release.pipeline import rebuild
 from cifar10s.release.recipe import Recipe, load_recipe
-from cifar10s.store import atomic_write_json, data_dir, read_manifest, save_array, sha256_file
-from cifar10s.variants import VariantSpec
 from cifar10s.release.verify import EMTolerance, verify_build
+from cifar10s.store import (
+    atomic_write_json,
+    data_dir,
+    read_manifest,
+    save_array,
+    sha256_file,
+    variant_folder,
+)
+from cifar10s.variants import VariantSpec
 
 REPO = Path(__file__).resolve().parents[1]
 # The tiny test recipe stops after 2 rounds on purpose; the builder warns that EM did not converge.

@@ -3,9 +3,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import batch_pickle
 
 from cifar10s.sources.safe_pickle import UnsafePickleError, load_batch
-from conftest import batch_pickle
 
 
 class _RunsCode:

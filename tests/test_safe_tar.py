@@ -3,8 +3,8 @@ import tarfile
 
 import pytest
 
-from cifar10s.sources.safe_tar import UnsafeArchiveError, safe_extract
 from cifar10s.sources.cifar10 import SourceError, load_cifar10
+from cifar10s.sources.safe_tar import UnsafeArchiveError, safe_extract
 
 
 def _archive(path, entries):

@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 
 from cifar10s.constants import CLASSES
+from cifar10s.sources.cifar10 import (
+    SourceError,
+    fingerprint_arrays,
+    load_cifar10,
+    resolve_cifar10,
+)
 from cifar10s.sources.safe_tar import safe_extract
-from cifar10s.sources.cifar10 import SourceError, fingerprint_arrays, load_cifar10, resolve_cifar10
 
 
 def test_shared_subset_layout(shared_arrays):

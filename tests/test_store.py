@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cifar10s.release import builders
-from cifar10s.release.builders import build_variant, built_variants, variant_folder
-from cifar10s.store import data_dir, is_complete, verify_folder
+from cifar10s.release.builders import build_variant, built_variants
+from cifar10s.store import data_dir, is_complete, variant_folder, verify_folder
 from cifar10s.variants import VariantSpec
 
 

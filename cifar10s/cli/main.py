@@ -25,8 +25,8 @@ def _spec(args: argparse.Namespace) -> VariantSpec:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..release.builders import build_variant, variant_folder
-    from ..store import MANIFEST, read_manifest
+    from ..release.builders import build_variant
+    from ..store import MANIFEST, read_manifest, variant_folder
 
     spec = _spec(args)
     previous = variant_folder(args.root, spec) / MANIFEST
@@ -81,9 +81,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..release.builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
+    from ..release.builders import load_shortcut
     from ..show import contact_sheet, save_png
-    from ..store import load_array, verify_folder
+    from ..store import (
+        TRAIN_IMAGES,
+        TRAIN_LABELS,
+        clean_folder,
+        load_array,
+        variant_folder,
+        verify_folder,
+    )
 
     spec = _spec(args)
     folder = variant_folder(args.root, spec)

@@ -233,11 +233,11 @@ class _EMRun:
     def _setup_forwards(self) -> None:
         train_module: nn.Module = self.model
         if self.dd.enabled and self.dd.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             # BN buffers are not broadcast before each forward: they are reconciled after each
             # window instead (SyncBatchNorm keeps them equal; plain BN gets them averaged).
             import inspect
+
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
             params = inspect.signature(DDP.__init__).parameters
             no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in params

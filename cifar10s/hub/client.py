@@ -48,15 +48,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from huggingface_hub import (
+    CommitOperationAdd,
+    HfApi,
+    constants,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+)
 from tqdm.auto import tqdm as _tqdm
-from huggingface_hub import CommitOperationAdd, HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 
 try:  # huggingface_hub >= 0.23
     from huggingface_hub import errors as _hf_errors
 except ImportError:  # pragma: no cover - very old huggingface_hub
     from huggingface_hub import utils as _hf_errors  # type: ignore[no-redef]
 
-from .card import dataset_card
 from ..constants import DATA_FORMAT_VERSION
 from ..store import (
     MANIFEST,
@@ -70,7 +76,8 @@ from ..store import (
     staging_folder,
     verify_folder,
 )
-from ..variants import parse_variant
+from ..variants import VariantSpec, parse_variant
+from .card import dataset_card
 
 logger = logging.getLogger(__name__)
 
@@ -177,19 +184,14 @@ def _folder_name(variant: str) -> str:
 
 
 def _build_hint(root: Path, name: str) -> str:
-    m = re.fullmatch(r"(clean|em|ops|cifar10s)(?:-k(\d+))?(?:-(paper-eq3))?", name)
-    if m:
-        args = f"--variant {m.group(1)}"
-        if m.group(2) and m.group(2) != "1":
-            args += f" --pixels {m.group(2)}"
-        if m.group(3):
-            args += f" --objective {m.group(3)}"
-    else:
-        args = f"--variant {name}"
+    try:
+        command = VariantSpec.from_folder_name(name).build_command(root)
+    except ValueError:
+        command = f"cifar10s build --variant {name} --root {root} --cifar10 PATH"
     return (
-        f"Build it locally instead: `cifar10s build {args} --root {root} --cifar10 PATH` (PATH = the "
-        "official cifar-10-python.tar.gz or an extracted cifar-10-batches-py folder; or --download "
-        "to fetch CIFAR-10 from its authors' site), or pass download=True to CIFAR10S to build it."
+        f"Build it locally instead: `{command}` (PATH = the official cifar-10-python.tar.gz or an "
+        "extracted cifar-10-batches-py folder; or --download to fetch CIFAR-10 from its authors' "
+        "site), or pass download=True to CIFAR10S to build it."
     )
 
 
@@ -218,7 +220,6 @@ def _check_manifest(manifest: Any, where: str, expected_folder: str) -> dict[str
     variant = manifest.get("variant")
     if isinstance(variant, dict):
         try:
-            from ..variants import VariantSpec
 
             folder = VariantSpec(**variant).folder_name
         except (TypeError, ValueError) as exc:

@@ -26,7 +26,12 @@ from .shuffle import (
     shuffle_ops,
     shuffle_variant,
 )
-from .submission import Submission, SubmissionError, load_submission, validate_submission
+from .submission import (
+    Submission,
+    SubmissionError,
+    load_submission,
+    validate_submission,
+)
 
 __all__ = [
     "HeldOutScorer",

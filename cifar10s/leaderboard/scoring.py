@@ -45,9 +45,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..release.builders import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, clean_folder, variant_folder
 from ..release.recipe import DEFAULT_RECIPE
-from ..store import MANIFEST, IntegrityError, atomic_write_json, load_array, sha256_file, verify_folder
+from ..store import (
+    MANIFEST,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    IntegrityError,
+    atomic_write_json,
+    clean_folder,
+    load_array,
+    sha256_file,
+    variant_folder,
+    verify_folder,
+)
 from ..variants import VariantSpec, parse_variant
 from .baselines import compare, format_comparison, train_set_name
 from .submission import Submission, SubmissionError, load_submission

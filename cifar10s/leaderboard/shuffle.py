@@ -39,9 +39,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..release.builders import TRAIN_IMAGES, TRAIN_LABELS, clean_folder, load_shortcut, variant_folder
 from ..onepixel import ShortcutSearch, apply_shortcuts
-from ..store import atomic_write_json, load_array, verify_folder
+from ..release.builders import load_shortcut
+from ..store import (
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    atomic_write_json,
+    clean_folder,
+    load_array,
+    variant_folder,
+    verify_folder,
+)
 from ..variants import VariantSpec, parse_variant
 
 __all__ = [
@@ -213,7 +221,12 @@ def run_shuffle_experiment(
     from cifar10s.training.trainer import _derive_seed, load_checkpoint, train
 
     from .baselines import train_set_name
-    from .scoring import HeldOutScorer, _resolve_device, code_version, dataset_provenance
+    from .scoring import (
+        HeldOutScorer,
+        _resolve_device,
+        code_version,
+        dataset_provenance,
+    )
 
     say = log or (lambda _m: None)
     t0 = time.perf_counter()

@@ -19,13 +19,21 @@ from typing import Any
 import numpy as np
 
 from ..onepixel import ShortcutSearch, apply_shortcuts, search_shortcuts
-from .recipe import Recipe, load_recipe
 from ..sources.cifar10 import CIFAR10Arrays, load_cifar10, resolve_cifar10
 from ..store import (
+    EM_LOG,
+    EM_NOISE,
     MANIFEST,
+    SHORTCUT_FILE,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    WORK_DIR,
     IntegrityError,
     atomic_write_bytes,
     build_lock,
+    clean_folder,
     data_dir,
     environment_record,
     file_entry,
@@ -35,29 +43,14 @@ from ..store import (
     save_array,
     sha256_file,
     staging_folder,
+    variant_folder,
     verify_folder,
 )
 from ..variants import VariantSpec
+from .recipe import Recipe, load_recipe
 
-SHORTCUT_FILE = "shortcut.json"
-TRAIN_IMAGES, TRAIN_LABELS = "train_images.npy", "train_labels.npy"
-TEST_IMAGES, TEST_LABELS = "test_images.npy", "test_labels.npy"
-EM_NOISE, EM_LOG = "noise.npy", "em_log.json"
-WORK_DIR = ".work"  # resumable intermediate state (EM checkpoints) under the data folder
 #: Bump when the OPS search or its application changes output bytes (invalidates cached builds).
 OPS_ALGORITHM_VERSION = 1
-
-
-class NotBuiltError(FileNotFoundError):
-    """The requested variant has not been built under this root."""
-
-
-def variant_folder(root: str | os.PathLike[str], spec: VariantSpec) -> Path:
-    return data_dir(root) / spec.folder_name
-
-
-def clean_folder(root: str | os.PathLike[str]) -> Path:
-    return variant_folder(root, VariantSpec("clean"))
 
 
 def _build_clean(root: Path, src: CIFAR10Arrays, seconds_to_decode: float) -> Path:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .builders import build_variant, variant_folder
-from .recipe import Recipe, load_recipe
-from ..store import MANIFEST, read_manifest
+from ..store import MANIFEST, read_manifest, variant_folder
 from ..variants import VariantSpec
+from .builders import build_variant
+from .recipe import Recipe, load_recipe
 
 
 @dataclass

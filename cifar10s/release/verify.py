@@ -24,18 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from .builders import (
+from ..em import apply_noise
+from ..onepixel import apply_shortcuts, search_shortcuts
+from ..store import (
     EM_NOISE,
     SHORTCUT_FILE,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
     TRAIN_LABELS,
-    load_shortcut,
+    IntegrityError,
+    data_dir,
+    is_complete,
+    load_array,
+    verify_folder,
 )
-from ..em import apply_noise
-from ..onepixel import apply_shortcuts, search_shortcuts
-from ..store import IntegrityError, data_dir, is_complete, load_array, verify_folder
+from .builders import load_shortcut
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,14 @@ from tqdm.auto import tqdm
 
 from ..store import atomic_file, atomic_write_bytes
 from .adversarial import AdversarialConfig, pgd_linf
-from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object, current_context, shard_indices
+from .distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    current_context,
+    shard_indices,
+)
 from .optim import build_optimizer, build_scheduler
 
 __all__ = [
