@@ -4,14 +4,39 @@ Load it like torchvision's CIFAR10::
 
     from cifar10s import CIFAR10S
     train = CIFAR10S("data", train=True, download=True)
+
+The names below are imported on first use, so ``cifar10s --version`` and the light modules do not
+pay for importing torch.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
-from .constants import CLASSES  # noqa: E402
-from .dataset import CIFAR10S  # noqa: E402
-from .variants import VariantSpec  # noqa: E402
+from .version import __version__  # noqa: F401 - the public version
 
-__all__ = ["CIFAR10S", "CLASSES", "VariantSpec", "__version__"]
+__all__ = ["CIFAR10S", "CLASSES", "NotBuiltError", "VariantSpec", "__version__"]
+
+_LAZY = {
+    "CIFAR10S": ("cifar10s.dataset", "CIFAR10S"),
+    "CLASSES": ("cifar10s.constants", "CLASSES"),
+    "NotBuiltError": ("cifar10s.store", "NotBuiltError"),
+    "VariantSpec": ("cifar10s.variants", "VariantSpec"),
+}
+
+if TYPE_CHECKING:
+    from .constants import CLASSES
+    from .dataset import CIFAR10S
+    from .store import NotBuiltError
+    from .variants import VariantSpec
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cifar10s' has no attribute {name!r}")

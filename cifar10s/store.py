@@ -203,7 +203,7 @@ def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str,
 
 def environment_record() -> dict[str, Any]:
     """Versions that produced a build (for the manifest)."""
-    from . import __version__
+    from .version import __version__
 
     record: dict[str, Any] = {
         "cifar10s": __version__,

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 import cifar10s
-from cifar10s.cli.leaderboard import build_parser
-from cifar10s.cli.leaderboard import main as lb_main
+from cifar10s.cli.main import build_parser
+from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import (
     ScoringInterrupted,
     SubmissionError,
@@ -181,7 +181,7 @@ def test_malformed_submissions_get_clear_errors(tmp_path, case, meta, files, exp
     assert expected in str(info.value), str(info.value)
     assert str(folder) in str(info.value)
     # the CLI reports the same message with exit code 2
-    assert lb_main(["validate", str(folder)]) == 2
+    assert lb_main(["validate", str(folder)]) == 1
     assert expected in capsys.readouterr().err
 
 
@@ -410,7 +410,7 @@ def _fingerprints(a: np.ndarray) -> set:
 
 @pytest.mark.parametrize("custom_loop", [False, True], ids=["trainer", "custom-loop"])
 def test_submission_cannot_reach_test_labels(tmp_path, built_root, custom_loop, one_thread):
-    from cifar10s.training.trainer import _subset_indices
+    from cifar10s.training.evaluation import subset_indices
 
     folder = write_submission(tmp_path / "hostile", {**META, "entry": "hostile.py"},
                               {"hostile.py": HOSTILE_CUSTOM if custom_loop else HOSTILE})
@@ -430,7 +430,7 @@ def test_submission_cannot_reach_test_labels(tmp_path, built_root, custom_loop, 
     cman = verify_folder(cdir)
     test_labels = np.asarray(load_array(cdir, TEST_LABELS, cman, mmap=False))
     test_images = np.asarray(load_array(cdir, "test_images.npy", cman, mmap=False))
-    idx = _subset_indices(len(test_labels), 500, "eval").numpy()
+    idx = subset_indices(len(test_labels), 500, "eval").numpy()
     forbidden_labels = _fingerprints(test_labels) | _fingerprints(test_labels[idx])
     train_labels = np.asarray(load_array(cdir, TRAIN_LABELS, cman, mmap=False))
 
@@ -713,7 +713,7 @@ def test_shuffle_experiment_table1_layout(tmp_path, built_root, one_thread):
 def test_register_adds_subcommands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"score", "submit", "validate", "leaderboard", "shuffle", "baselines"} <= set(sub.choices)
+    assert {"score", "submit", "validate", "leaderboard", "baselines"} <= set(sub.choices)
     args = parser.parse_args(["submit", "x", "--root", "r", "--seeds", "0", "1", "2"])
     assert args.seeds == [0, 1, 2] and args.variant == "cifar10s" and args.preset == "paper"
     assert args.func.__name__ == "cmd_score"

@@ -30,15 +30,10 @@ from cifar10s.training.presets import (
     paper_method,
     resolve_preset,
 )
-from cifar10s.training.trainer import (
-    CHECKPOINT_NAME,
-    Evaluator,
-    TrainConfig,
-    TrainResult,
-    evaluate,
-    load_checkpoint,
-    train,
-)
+from cifar10s.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from cifar10s.training.config import TrainConfig, TrainResult
+from cifar10s.training.evaluation import Evaluator, evaluate
+from cifar10s.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_FIELDS = {"train_time", "eval_time", "images_per_sec", "elapsed"}

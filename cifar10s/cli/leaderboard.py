@@ -1,43 +1,18 @@
-"""Leaderboard subcommands: ``score``/``submit``, ``validate``, ``leaderboard``, ``shuffle``, ``baselines``.
-
-``cifar10s.cli.main`` adds them with :func:`register`::
-
-    from cifar10s.cli.leaderboard import register
-    register(sub)   # sub = parser.add_subparsers(...)
-
-Each handler returns an exit code. Errors are raised as ``ValueError`` (``SubmissionError``),
-``FileNotFoundError`` or ``RuntimeError``, which the top-level ``main`` reports as
-``error: ...`` with exit code 2. ``python -m cifar10s.cli.leaderboard`` runs the same commands
-on their own.
-"""
+"""Leaderboard commands: ``score``/``submit``, ``validate``, ``leaderboard``, ``baselines``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["build_parser", "cmd_baselines", "cmd_leaderboard", "cmd_score", "cmd_shuffle", "cmd_validate",
-           "main", "register"]
+from .common import add_command, parse_sets
+
+__all__ = ["add_training_args", "register"]
 
 DEFAULT_RESULTS = Path("leaderboard/results")
 DEFAULT_SITE = Path("leaderboard/site")
-
-
-def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
-    """``--set FIELD=JSON`` (repeatable) -> {field: value}; bare words are taken as strings."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -58,7 +33,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     score_submission(
         args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
-        out=args.out, workdir=args.workdir, overrides=_parse_sets(args.set), progress=not args.quiet,
+        out=args.out, workdir=args.workdir, overrides=parse_sets(args.set), progress=not args.quiet,
     )
     return 0
 
@@ -73,17 +48,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shuffle(args: argparse.Namespace) -> int:
-    from ..leaderboard.shuffle import run_shuffle_experiment
-
-    run_shuffle_experiment(
-        args.root, args.variant, model=args.model, method=args.method, preset=args.preset, seeds=args.seeds,
-        shuffle_seed=args.shuffle_seed, device=args.device, out=args.out, workdir=args.workdir,
-        overrides=_parse_sets(args.set), checkpoint=args.checkpoint, progress=not args.quiet,
-    )
-    return 0
-
-
 def cmd_baselines(args: argparse.Namespace) -> int:
     from ..leaderboard.baselines import format_tables, load_baselines
 
@@ -94,70 +58,53 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_args(p: argparse.ArgumentParser, *, default_variant: str) -> None:
+def add_training_args(p: argparse.ArgumentParser, *, default_variant: str) -> None:
+    """The flags of every command that trains: data, preset, seeds, device, resume folder, overrides."""
     p.add_argument("--root", type=Path, required=True, help="data folder with the built variants")
-    p.add_argument("--variant", default=default_variant,
-                   help=f"training set: cifar10s, clean, em, ops, ops-kK (default {default_variant})")
-    p.add_argument("--preset", default="paper", help="paper, gpu-quick or cpu-smoke (default paper)")
+    p.add_argument("--variant", default=default_variant, help="training set: cifar10s, clean, em, ops, ops-kK")
+    p.add_argument("--preset", default="paper", help="paper (the paper's settings), gpu-quick or cpu-smoke")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed, e.g. --seeds 0 1 2")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--workdir", type=Path, default=None,
-                   help="checkpoint folder (default <out>/.work/...); rerun with the same one to resume")
+                   help="checkpoint folder (default: <out>/.work/...); rerun with the same one to resume")
     p.add_argument("--set", action="append", metavar="FIELD=JSON",
-                   help="override a training setting, e.g. --set epochs=50 (recorded in preset_diff)")
+                   help="override a training setting, e.g. --set epochs=50 (recorded as a difference from the paper)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def register(subparsers: Any) -> None:
-    """Add the leaderboard subcommands to an ``argparse`` subparsers object."""
-    for name, help_text in (("score", "validate, train and score a submission folder"),
-                            ("submit", "same as score")):
-        p = subparsers.add_parser(name, help=help_text, description=(
-            "Train a submission on a training set (CIFAR-10-S by default), once per seed, and score it on the "
-            "clean CIFAR-10 test set; writes <out>/<slug>--<variant>--<preset>.json."))
+def register(sub: Any) -> None:
+    for name, summary in (("score", "validate, train and score a submission folder"), ("submit", "same as score")):
+        p = add_command(sub, name, summary,
+                        "Train a submission on a training set (CIFAR-10-S by default), once per seed, and score it "
+                        "on the clean CIFAR-10 test set; writes <out>/<slug>--<variant>--<preset>.json and prints "
+                        "the result beside the paper's matching row.",
+                        "cifar10s score leaderboard/submissions/resnet18-randaugment --root data --preset paper "
+                        "--seeds 0 1 2 --device cuda")
         p.add_argument("submission", type=Path, help="submission folder (with submission.json)")
-        _training_args(p, default_variant="cifar10s")
-        p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS})")
+        add_training_args(p, default_variant="cifar10s")
+        p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder")
         p.set_defaults(func=cmd_score)
 
-    p = subparsers.add_parser("validate", help="check submission folders without training")
-    p.add_argument("submissions", type=Path, nargs="+")
+    p = add_command(sub, "validate", "check submission folders without training",
+                    "Check submission.json, the files and the entry point of each folder; build the model and "
+                    "run one dummy batch unless --no-model-check.",
+                    "cifar10s validate leaderboard/submissions/resnet18-randaugment")
+    p.add_argument("submissions", type=Path, nargs="+", help="submission folders")
     p.add_argument("--no-model-check", action="store_true", help="do not build the model and run a dummy batch")
     p.set_defaults(func=cmd_validate)
 
-    p = subparsers.add_parser("leaderboard", help="render results as Markdown and a static HTML page")
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS})")
-    p.add_argument("--out", type=Path, default=DEFAULT_SITE, help=f"output folder (default {DEFAULT_SITE})")
+    p = add_command(sub, "leaderboard", "render results as Markdown and a static HTML page",
+                    "Render every result JSON in --results into README.md and index.html in --out; malformed "
+                    "result files are skipped with a warning.",
+                    "cifar10s leaderboard --results leaderboard/results --out leaderboard/site")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder")
+    p.add_argument("--out", type=Path, default=DEFAULT_SITE, help="output folder")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = subparsers.add_parser("shuffle", help="Table 1: shuffle shortcuts (with labels) across classes",
-                              description="Train on the unshuffled and the shuffled training set and score both, "
-                              "or (--checkpoint) measure a trained model's reliance on the shortcut.")
-    _training_args(p, default_variant="ops")
-    p.add_argument("--model", default="resnet18", help="registered model (default resnet18)")
-    p.add_argument("--method", default="standard", help="training method (default standard)")
-    p.add_argument("--shuffle-seed", type=int, default=0, help="seed of the class permutation and donor matching")
-    p.add_argument("--checkpoint", type=Path, default=None, help="state_dict of a trained --model to evaluate only")
-    p.add_argument("--out", type=Path, default=Path("leaderboard/shuffle"), help="folder for the result JSON")
-    p.set_defaults(func=cmd_shuffle)
-
-    p = subparsers.add_parser("baselines", help="print the paper's tables stored in the package, with sources")
-    p.add_argument("--table", default=None, help="only this table, e.g. table4")
-    p.add_argument("--json", action="store_true")
+    p = add_command(sub, "baselines", "print the paper's tables stored in the package",
+                    "Print the paper's Tables 1-5 (Wu et al., ICLR 2023) as stored in the package, with the "
+                    "source of every number.",
+                    "cifar10s baselines --table table4")
+    p.add_argument("--table", default=None, help="only this table, e.g. table4 (default: all)")
+    p.add_argument("--json", action="store_true", help="print the stored JSON")
     p.set_defaults(func=cmd_baselines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cifar10s-leaderboard", description=__doc__.split("\n")[0])
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .main import run
-
-    return run(build_parser(), argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

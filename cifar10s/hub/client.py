@@ -279,7 +279,7 @@ class _Remote:
             local_files_only=local_only,
             library_name="cifar10s",
         )
-        from .. import __version__
+        from ..version import __version__
 
         kwargs["library_version"] = __version__
         if not local_only:

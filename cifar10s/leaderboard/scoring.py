@@ -41,10 +41,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
+from ..version import __version__
 from ..release.recipe import DEFAULT_RECIPE
 from ..store import (
     MANIFEST,
@@ -60,6 +59,8 @@ from ..store import (
     variant_folder,
     verify_folder,
 )
+from ..runtime import derive_seed, resolve_device
+from ..training.evaluation import predict_logits, subset_indices
 from ..variants import VariantSpec, parse_variant
 from .baselines import compare, format_comparison, train_set_name
 from .submission import Submission, SubmissionError, load_submission
@@ -70,7 +71,6 @@ __all__ = [
     "ScoringInterrupted",
     "code_version",
     "dataset_provenance",
-    "default_train_step",
     "predict",
     "result_stem",
     "score_submission",
@@ -78,8 +78,6 @@ __all__ = [
 
 RESULT_FORMAT = "cifar10s-leaderboard-result"
 RESULT_FORMAT_VERSION = 1
-CUSTOM_CHECKPOINT = "custom_checkpoint.pt"
-CUSTOM_CHECKPOINT_FORMAT = 1
 STAMP_FILE = "scoring.json"
 STD_DEFINITION = "sample standard deviation over seeds (divisor n - 1); 0.0 for a single seed"
 
@@ -92,29 +90,10 @@ class ScoringInterrupted(RuntimeError):
 # evaluation
 
 
-@torch.no_grad()
 def predict(model: nn.Module, images_nhwc_u8: torch.Tensor, *, device: torch.device | str | None = None,
             batch_size: int = 1000, channels_last: bool = False) -> torch.Tensor:
-    """Arg-max predictions (int64, on the CPU) of ``model`` in eval mode on uint8 (N, 32, 32, 3) images.
-
-    Images are scaled to [0, 1] exactly as in training; float32 (no autocast). The model's
-    train/eval mode is restored.
-    """
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for s in range(0, images_nhwc_u8.shape[0], batch_size):
-            x = images_nhwc_u8[s : s + batch_size].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-            if channels_last and device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(model(x).argmax(1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+    """Arg-max predictions (int64, on the CPU) in eval mode, float32 (see :func:`predict_logits`)."""
+    return predict_logits(model, images_nhwc_u8, device, batch_size, channels_last=channels_last).argmax(1)
 
 
 class HeldOutScorer:
@@ -128,8 +107,6 @@ class HeldOutScorer:
 
     def __init__(self, root: str | Path, *, batch_size: int = 1000, subset: int | None = None,
                  channels_last: bool = False) -> None:
-        from cifar10s.training.trainer import _subset_indices
-
         folder = clean_folder(root)
         manifest = verify_folder(folder, check_hashes=True)
         images = np.ascontiguousarray(load_array(folder, TEST_IMAGES, manifest, mmap=False))
@@ -137,7 +114,7 @@ class HeldOutScorer:
         self._labels_file = folder / TEST_LABELS
         self._labels_entry = dict(manifest["files"][TEST_LABELS])
         self.num_test = int(images.shape[0])
-        self._subset = _subset_indices(self.num_test, subset, "eval")
+        self._subset = subset_indices(self.num_test, subset, "eval")
         self.num_eval = self.num_test if self._subset is None else int(self._subset.numel())
         self.batch_size = int(batch_size)
         self.channels_last = channels_last
@@ -196,9 +173,7 @@ class HeldOutScorer:
 
 def code_version() -> dict[str, Any]:
     """``cifar10s.__version__`` plus the git commit (and whether the tree is dirty) when available."""
-    import cifar10s
-
-    repo = Path(cifar10s.__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     commit: str | None = None
     dirty: bool | None = None
     if (repo / ".git").exists():
@@ -297,192 +272,6 @@ def _stamp_workdir(wd: Path, stamp: dict[str, Any]) -> None:
 # training
 
 
-def default_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer, *,
-                       epoch: int, step: int, generator: torch.Generator | None) -> torch.Tensor:
-    """The step used when a submission gives ``make_optimizer`` but no ``train_step``."""
-    loss = F.cross_entropy(model(x).float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
-
-
-def _apply_preprocess(sub: Submission, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    from cifar10s.training.trainer import _derive_seed
-
-    assert sub.hooks is not None and sub.hooks.preprocess is not None
-    torch.manual_seed(_derive_seed(seed, "preprocess"))
-    try:
-        out = sub.hooks.preprocess(images.clone(), labels.clone())
-    except Exception as exc:  # noqa: BLE001 - user code
-        raise SubmissionError(sub.folder, f"{sub.entry}: preprocess failed: {type(exc).__name__}: {exc}") from exc
-    if isinstance(out, np.ndarray):
-        out = torch.from_numpy(np.ascontiguousarray(out))
-    if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or tuple(out.shape) != tuple(images.shape):
-        got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SubmissionError(sub.folder, f"{sub.entry}: preprocess must return uint8 images of shape "
-                                          f"{tuple(images.shape)}, got {got}")
-    return out.cpu().contiguous()
-
-
-def _custom_train(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    config: Any,
-    sub: Submission,
-    *,
-    device: torch.device,
-    workdir: Path | None,
-    evaluator: Callable[[nn.Module], float],
-    callback: Callable[..., Any] | None,
-) -> Any:
-    """The harness's loop for submissions with ``make_optimizer``/``train_step`` (CPU-exact resume)."""
-    from cifar10s.training.augment import build_augmentation
-    from cifar10s.training.optim import build_optimizer, build_scheduler
-    from cifar10s.training.presets import diff_from_paper
-    from cifar10s.training.trainer import (
-        MODEL_NAME,
-        RESULT_NAME,
-        THETA0_NAME,
-        EpochRecord,
-        TrainResult,
-        _check_resume_compatible,
-        _derive_seed,
-        atomic_save,
-        load_checkpoint,
-        parameter_distance,
-        prepare_training_data,
-    )
-
-    hooks = sub.hooks
-    assert hooks is not None
-    data, targets_all = prepare_training_data(images, labels, config, device)
-    n = int(data.shape[0])
-    model = model.to(device)
-    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
-    if hooks.make_optimizer is not None:
-        try:
-            optimizer = hooks.make_optimizer(model, config)
-        except Exception as exc:  # noqa: BLE001 - user code
-            raise SubmissionError(sub.folder, f"{sub.entry}: make_optimizer failed: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise SubmissionError(sub.folder, f"{sub.entry}: make_optimizer must return a torch.optim.Optimizer, "
-                                              f"got {type(optimizer).__name__}")
-    else:
-        optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config)
-    augmentation = build_augmentation(config.augmentation, num_classes=config.num_classes)
-    step_fn = hooks.train_step or default_train_step
-
-    records: list[Any] = []
-    start_epoch = 0
-    elapsed_before = 0.0
-    ckpt_path = workdir / CUSTOM_CHECKPOINT if workdir is not None else None
-    theta0_path = workdir / THETA0_NAME if workdir is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("format") != CUSTOM_CHECKPOINT_FORMAT:
-            raise ValueError(f"{ckpt_path}: unsupported checkpoint format {ckpt.get('format')!r}")
-        _check_resume_compatible(ckpt["config"], config.to_dict())
-        if ckpt.get("num_train") != n:
-            raise ValueError(f"{ckpt_path}: written for {ckpt.get('num_train')} training images, now {n}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        records = [EpochRecord.from_dict(r) for r in ckpt["records"]]
-        start_epoch = int(ckpt["epoch"])
-        elapsed_before = float(ckpt.get("elapsed", 0.0))
-        theta0 = {k: v.to(device) for k, v in load_checkpoint(theta0_path).items()}
-        del ckpt
-    elif theta0_path is not None:
-        atomic_save({k: v.cpu() for k, v in theta0.items()}, theta0_path)
-
-    bs = int(config.batch_size)
-    completed = True
-    session_start = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        lr = scheduler.set_epoch(epoch)[0]
-        torch.manual_seed(_derive_seed(config.seed, epoch, 0, "global"))
-        perm_gen = torch.Generator().manual_seed(_derive_seed(config.seed, epoch, "perm"))
-        aug_gen = torch.Generator(device=device).manual_seed(_derive_seed(config.seed, epoch, 0, "aug"))
-        hook_gen = torch.Generator(device=device).manual_seed(_derive_seed(config.seed, epoch, "hook"))
-        perm = torch.randperm(n, generator=perm_gen).to(device)
-        n_steps = n // bs if config.drop_last else -(-n // bs)
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum, loss_n, seen = 0.0, 0, 0
-        for step in range(n_steps):
-            bidx = perm[step * bs : (step + 1) * bs]
-            if bidx.numel() < 2 and n_steps > 1:
-                continue  # a 1-image tail batch would break BatchNorm in train mode
-            x = data[bidx].float().div_(255)
-            x, targets = augmentation(x, targets_all[bidx], aug_gen)
-            try:
-                loss = step_fn(model, x, targets, optimizer, epoch=epoch, step=step, generator=hook_gen)
-            except Exception as exc:  # noqa: BLE001 - user code
-                raise SubmissionError(sub.folder, f"{sub.entry}: train_step failed at epoch {epoch + 1} step "
-                                                  f"{step}: {type(exc).__name__}: {exc}") from exc
-            b = int(x.shape[0])
-            seen += b
-            if loss is not None:
-                value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-                loss_sum += value * b
-                loss_n += b
-        train_time = time.perf_counter() - t0
-        scheduler.step()
-        t1 = time.perf_counter()
-        is_last = epoch + 1 == config.epochs
-        test_acc = float(evaluator(model)) if ((epoch + 1) % config.eval_every == 0 or is_last) else None
-        record = EpochRecord(
-            epoch=epoch + 1, lr=float(lr), train_loss=loss_sum / loss_n if loss_n else None,  # type: ignore[arg-type]
-            train_acc=None, test_acc=test_acc,  # type: ignore[arg-type]
-            param_distance=parameter_distance(model, theta0), train_time=train_time,
-            eval_time=time.perf_counter() - t1,
-            images_per_sec=seen / train_time if train_time > 0 else float("nan"),
-            elapsed=elapsed_before + (time.perf_counter() - session_start),
-        )
-        records.append(record)
-        if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or is_last):
-            atomic_save({
-                "format": CUSTOM_CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": config.to_dict(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "records": [r.to_dict() for r in records],
-                "num_train": n, "elapsed": record.elapsed,
-            }, ckpt_path)
-        if callback is not None and callback(record, model):
-            completed = is_last
-            break
-
-    evaluated = [r for r in records if r.test_acc is not None]
-    best = max(evaluated, key=lambda r: (r.test_acc, -r.epoch)) if evaluated else None
-    final = records[-1] if records else None
-    result = TrainResult(
-        config=config, records=records,
-        final_test_acc=final.test_acc if final else None,
-        best_test_acc=best.test_acc if best else None,
-        best_epoch=best.epoch if best else None,
-        final_train_acc=None, preset=config.preset, preset_diff=diff_from_paper(config, config.model_name),
-        completed=completed and len(records) == config.epochs, num_train=n, world_size=1,
-        device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        total_time=elapsed_before + (time.perf_counter() - session_start),
-        resumed_from_epoch=start_epoch,
-        param_count=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        environment={"torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__},
-    )
-    if workdir is not None:
-        if result.completed:
-            atomic_save(model.state_dict(), workdir / MODEL_NAME)
-        result.save(workdir / RESULT_NAME)
-    return result
-
-
-def _resolve_device(device: torch.device | str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def resolve_config(sub: Submission, preset: str, seed: int, overrides: dict[str, Any] | None = None) -> Any:
     """The TrainConfig of one seed: preset + submission method/defense/overrides + harness overrides."""
     from cifar10s.training.presets import resolve_preset
@@ -524,6 +313,7 @@ def score_submission(
       raises :class:`ScoringInterrupted`).
     """
     from cifar10s.dataset import CIFAR10S
+    from cifar10s.training.config import HookError
     from cifar10s.training.presets import PRESETS, diff_from_paper
     from cifar10s.training.trainer import train
 
@@ -537,7 +327,7 @@ def score_submission(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     configs = {s: resolve_config(sub, preset, s, overrides) for s in seeds}  # fail early on bad settings
 
     train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)
@@ -560,8 +350,6 @@ def score_submission(
     per_seed = []
     trained_device = str(dev)
     for seed in seeds:
-        from cifar10s.training.trainer import _derive_seed
-
         config = configs[seed]
         wd = work_root / f"seed-{seed}" if work_root is not None else None
         if wd is not None:
@@ -571,22 +359,18 @@ def score_submission(
                 "train_manifest_sha256": dataset["manifest_sha256"],
                 "test_manifest_sha256": scorer.provenance["manifest_sha256"], "preset": preset, "seed": seed,
             })
-        images, labels = base_images, base_labels
-        if sub.hooks is not None and sub.hooks.preprocess is not None:
-            images = _apply_preprocess(sub, images, labels, seed)
-        torch.manual_seed(_derive_seed(seed, "init"))
+        torch.manual_seed(derive_seed(seed, "init"))
         try:
             model = sub.build_model(config.num_classes)
         except SubmissionError:
             raise
         except Exception as exc:  # noqa: BLE001 - user code
             raise SubmissionError(sub.folder, f"building the model failed: {type(exc).__name__}: {exc}") from exc
-        if sub.custom_loop:
-            res = _custom_train(model, images, labels, config, sub, device=dev, workdir=wd, evaluator=scorer,
-                                callback=callback)
-        else:
-            res = train(model, images, labels, config=config, device=dev, workdir=wd, progress=progress,
-                        callback=callback, evaluator=scorer)
+        try:
+            res = train(model, base_images, base_labels, config=config, device=dev, workdir=wd, progress=progress,
+                        callback=callback, evaluator=scorer, hooks=sub.hooks)
+        except HookError as exc:
+            raise SubmissionError(sub.folder, f"{sub.entry}: {exc}") from exc
         if not res.completed:
             raise ScoringInterrupted(
                 f"seed {seed}: training stopped after epoch {len(res.records)}/{config.epochs}; run the same "

@@ -218,7 +218,9 @@ def run_shuffle_experiment(
     from cifar10s.dataset import CIFAR10S
     from cifar10s.models import build_model
     from cifar10s.training.presets import diff_from_paper, resolve_preset
-    from cifar10s.training.trainer import _derive_seed, load_checkpoint, train
+    from cifar10s.runtime import derive_seed
+    from cifar10s.training.checkpoint import load_checkpoint
+    from cifar10s.training.trainer import train
 
     from .baselines import train_set_name
     from .scoring import (
@@ -269,7 +271,7 @@ def run_shuffle_experiment(
             entry: dict[str, Any] = {"seed": int(seed)}
             for setting, images, labels in (("unshuffled", base_images, base_labels),
                                             ("shuffled", shuffled.images, shuffled.labels)):
-                torch.manual_seed(_derive_seed(int(seed), "init"))
+                torch.manual_seed(derive_seed(int(seed), "init"))
                 net = build_model(model, num_classes=config.num_classes)
                 wd = work / f"shuffle-{spec.folder_name}-{model}-{method}-{preset}" / setting / f"seed-{seed}" if work else None
                 res = train(net, images, labels, config=config, device=dev, workdir=wd, progress=progress,

@@ -13,7 +13,9 @@ from cifar10s.training.augment import (
 )
 from cifar10s.training.defenses import DEFENSES, build_defense
 from cifar10s.training.presets import PRESETS, resolve_preset
-from cifar10s.training.trainer import TrainConfig, TrainResult, evaluate, train
+from cifar10s.training.config import TrainConfig, TrainResult
+from cifar10s.training.evaluation import evaluate
+from cifar10s.training.trainer import train
 
 __all__ = [
     "AUGMENTATIONS",

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
 __all__ = ["EpochLRSchedule", "build_optimizer", "build_scheduler", "lr_at_epoch", "milestone_epochs"]
 

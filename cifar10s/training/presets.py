@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .adversarial import AdversarialConfig
-from .trainer import TrainConfig
+from .config import TrainConfig
 
 __all__ = [
     "METHODS",

@@ -1,0 +1,107 @@
+"""What every command shares: running a handler, the error-to-exit-code policy, common flags.
+
+Exit codes: 0 success, 1 a runtime error (bad data, a failed check, a missing build: one line
+on stderr that says what to do), 2 a usage error (argparse's own), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "HelpFormatter",
+    "add_command",
+    "add_variant_args",
+    "cli_words",
+    "parse_sets",
+    "run",
+    "spec_from_args",
+]
+
+#: Library messages speak the API's words; on the command line the flags are meant.
+_API_TO_CLI = (
+    ("pass download=True to CIFAR10S to build it", "add --download to fetch CIFAR-10 and build it"),
+    ("pass download=True to build it here", "add --download to build it here"),
+    ("download=True", "--download"),
+    ("allow_slow=True", "--allow-slow"),
+    ("allow_unconverged=True", "--allow-unconverged"),
+    ("cifar10=PATH", "--cifar10 PATH"),
+)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples printed as written; a flag's default shown unless its help gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, argparse.SUPPRESS)
+                or action.option_strings == [] or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def cli_words(message: str) -> str:
+    """A library message in command-line words, on one line."""
+    for api, cli in _API_TO_CLI:
+        message = message.replace(api, cli)
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen handler and map errors to exit codes (see module docstring)."""
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, KeyError) as exc:
+        print(f"error: {cli_words(str(exc) or type(exc).__name__)}", file=sys.stderr)
+        return 1
+
+
+def add_command(subparsers: Any, name: str, summary: str, description: str, example: str,
+                **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary, a description, an example and defaults in its help."""
+    return subparsers.add_parser(
+        name, help=summary, description=textwrap.fill(description, 88), epilog=f"example:\n  {example}",
+        formatter_class=HelpFormatter, **kwargs,
+    )
+
+
+def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set FIELD=JSON`` (repeatable) -> {field: value}; a bare word is taken as a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def add_variant_args(p: argparse.ArgumentParser, default: str = "ops") -> None:
+    from ..onepixel import OBJECTIVES
+
+    p.add_argument("--variant", default=default,
+                   help="clean, ops (OPS only), ops-kK (K shortcut pixels), em (EM noise only) or cifar10s (EM + OPS)")
+    p.add_argument("--pixels", type=int, default=None, help="shortcut pixels per class (the paper's Table 5); "
+                   "default: from --variant (1)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="OPS search objective: the authors' code (mean-std) or the paper's eq. 3; default mean-std")
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    from ..variants import parse_variant
+
+    return parse_variant(args.variant, pixels=args.pixels, objective=args.objective)

@@ -1,0 +1,153 @@
+"""Data commands: ``download``, ``build``, ``info``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import add_command, add_variant_args, spec_from_args
+
+__all__ = ["register"]
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from ..sources.download import download_cifar10
+
+    path = download_cifar10(args.root, progress=not args.quiet)
+    print(f"CIFAR-10 archive ready: {path}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ..release.builders import build_variant
+    from ..store import MANIFEST, read_manifest, variant_folder
+
+    spec = spec_from_args(args)
+    previous = variant_folder(args.root, spec) / MANIFEST
+    before = previous.read_bytes() if previous.is_file() else None
+    folder = build_variant(
+        args.root, spec, cifar10=args.cifar10, download=args.download, force=args.force,
+        progress=not args.quiet, recipe=args.recipe, device=args.device,
+    )
+    manifest = read_manifest(folder)
+    src = manifest["source"]
+    # every build writes a new manifest (timestamps, timings), so unchanged bytes mean it was cached
+    print(f"{'up to date' if before == (folder / MANIFEST).read_bytes() else 'built'}: {folder}")
+    if not src["official"]:
+        print(f"note: source is NOT the official CIFAR-10 ({src['num_train']} train images, "
+              f"fingerprint {src['fingerprint'][:12]}); not comparable with the paper's numbers")
+    for s in manifest.get("shortcut", {}).get("shortcuts", []):
+        print(f"  class {s['label']}: pixel (row {s['row']}, col {s['col']}) colour {tuple(s['colour'])} "
+              f"score {s['score']:.4f}" if isinstance(s["score"], float) else f"  {s}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..version import __version__
+    from ..release.builders import built_variants
+    from ..store import data_dir
+
+    if not Path(args.root).is_dir():
+        raise FileNotFoundError(f"{args.root} does not exist; build into it with `cifar10s build --variant ops "
+                                f"--root {args.root} --cifar10 PATH`")
+    variants = built_variants(args.root)
+    if args.json:
+        print(json.dumps(variants, indent=2))
+        return 0
+    print(f"cifar10s {__version__}; data folder {data_dir(args.root)}")
+    if not variants:
+        print(f"nothing built yet: run `cifar10s build --variant ops --cifar10 PATH --root {args.root}`")
+        return 0
+    for name, m in variants.items():
+        print(_describe(name, m))
+    return 0
+
+
+def _describe(name: str, m: dict[str, Any]) -> str:
+    src = m["source"]
+    n = m["files"].get("train_images.npy", {}).get("shape", ["?"])[0]
+    official = "official" if src["official"] else "NOT official"
+    line = (f"- {name}: {n} train images, source {official} CIFAR-10 ({src['fingerprint'][:12]}), "
+            f"built with cifar10s {m['environment']['cifar10s']}")
+    if m.get("recipe"):
+        line += f", recipe {m['recipe'].get('version')}"
+    em = m.get("em")
+    if em:
+        state = "converged" if em.get("converged") else "NOT converged"
+        line += (f" (EM {state}: generator accuracy {em.get('final_accuracy')} after {em.get('rounds')} rounds "
+                 f"on {em.get('device')})")
+    return line
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..release.builders import load_shortcut
+    from ..show import contact_sheet, save_png
+    from ..store import TRAIN_IMAGES, TRAIN_LABELS, NotBuiltError, clean_folder, is_complete, load_array, \
+        variant_folder, verify_folder
+
+    spec = spec_from_args(args)
+    folder = variant_folder(args.root, spec)
+    if not is_complete(folder):
+        raise NotBuiltError(f"{spec.folder_name} is not built under {args.root}; run "
+                            f"`{spec.build_command(args.root)}` first")
+    manifest = verify_folder(folder, check_hashes=False)
+    clean = verify_folder(clean_folder(args.root), check_hashes=False)
+    labels = np.asarray(load_array(folder, TRAIN_LABELS, manifest))
+    shortcuts = load_shortcut(folder).shortcuts if spec.uses_ops else ()
+    sheet = contact_sheet(
+        load_array(clean_folder(args.root), TRAIN_IMAGES, clean),
+        load_array(folder, TRAIN_IMAGES, manifest),
+        labels, manifest["classes"], shortcuts, per_class=args.per_class, scale=args.scale,
+        amplify=args.amplify, title=f"{spec.folder_name}: clean | perturbed" + (" | |diff|" if args.amplify else ""),
+    )
+    out = save_png(sheet, args.out)
+    print(f"wrote {out} ({sheet.width}x{sheet.height})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "download", "download the official CIFAR-10 archive (md5-checked, resumable)",
+                    "Download cifar-10-python.tar.gz from its authors' site into ROOT; an interrupted download "
+                    "resumes from its .part file, and the file is renamed into place only after its md5 matches.",
+                    "cifar10s download --root data")
+    p.add_argument("--root", type=Path, required=True, help="folder to download into")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
+
+    p = add_command(sub, "build", "build a variant (clean, ops, em, cifar10s) from CIFAR-10",
+                    "Build one dataset variant and the stages it needs under ROOT/cifar10s-v1/. Stages are "
+                    "cached: an up-to-date variant built from the same source is not rebuilt.",
+                    "cifar10s build --variant ops --root data --cifar10 cifar-10-python.tar.gz")
+    add_variant_args(p)
+    p.add_argument("--root", type=Path, required=True, help="data folder")
+    p.add_argument("--cifar10", type=Path, default=None,
+                   help="CIFAR-10 archive or cifar-10-batches-py folder (default: a copy under --root)")
+    p.add_argument("--download", action="store_true", help="download the official CIFAR-10 if no copy is found")
+    p.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
+    p.add_argument("--recipe", default=None, help="EM recipe: a JSON file or a packaged version (default: v1)")
+    p.add_argument("--device", default=None, help="where EM runs, e.g. cuda or cpu (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_build)
+
+    p = add_command(sub, "info", "list what is built under a root",
+                    "List every built variant under ROOT with its source, recipe and EM outcome.",
+                    "cifar10s info --root data")
+    p.add_argument("--root", type=Path, required=True, help="data folder")
+    p.add_argument("--json", action="store_true", help="print the manifests as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = add_command(sub, "show", "write a PNG of clean vs perturbed images per class",
+                    "Draw a contact sheet: per class, clean images beside the variant's images (and the "
+                    "amplified difference), with the shortcut pixel of OPS variants marked.",
+                    "cifar10s show --variant ops --root data --out ops.png --amplify 8")
+    add_variant_args(p)
+    p.add_argument("--root", type=Path, required=True, help="data folder")
+    p.add_argument("--out", type=Path, default=Path("cifar10s-show.png"), help="PNG to write")
+    p.add_argument("--per-class", type=int, default=4, help="images per class")
+    p.add_argument("--scale", type=int, default=4, help="pixel magnification")
+    p.add_argument("--amplify", type=float, default=0.0, help="also show |diff| x this factor (0: no diff column)")
+    p.set_defaults(func=cmd_show)
