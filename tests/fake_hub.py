@@ -7,7 +7,8 @@ repo info and downloading files. Two servers run: the *hub* and a *CDN* on anoth
 origin, like the real LFS storage), so that the 302 redirect of ``/resolve`` for LFS files is
 handled exactly as against huggingface.co: the client stops at the redirect, reads
 ``X-Linked-Etag`` / ``X-Linked-Size`` / ``X-Repo-Commit`` from it and downloads from ``Location``
-without the auth header.
+without the auth header. The tree and paths-info listings are what ``HfFileSystem`` (hence
+``datasets.load_dataset``) uses to resolve a card's ``data_files``.
 
 Routes (``{rt}`` = ``datasets/`` | ``spaces/`` | empty for models; ``{type}`` = dataset|model|space):
 
@@ -20,6 +21,8 @@ Routes (``{rt}`` = ``datasets/`` | ``spaces/`` | empty for models; ``{type}`` = 
 - ``POST /api/{type}s/{ns}/{name}/commit/{rev}``                 ndjson commit (file / lfsFile / deleted*)
 - ``POST /api/{type}s/{ns}/{name}/tag/{rev}``                    create tag (409 if it exists)
 - ``GET  /api/{type}s/{ns}/{name}[/revision/{rev}]``             repo info (sha, siblings)
+- ``GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]``          folder listing (``recursive``, ``expand``)
+- ``POST /api/{type}s/{ns}/{name}/paths-info/{rev}``              files/folders by path (form ``paths``)
 - ``HEAD|GET /{rt}{ns}/{name}/resolve/{rev}/{path}``             file: 200 (regular) or 302 to CDN (LFS)
 - ``HEAD|GET CDN/lfs/{oid}``                                     LFS object content
 
@@ -40,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 LFS_SUFFIXES = (".npy", ".npz", ".bin", ".pt", ".pth", ".safetensors", ".parquet", ".arrow", ".zip", ".gz", ".tar")
 LFS_THRESHOLD = 10 * 1024 * 1024
@@ -136,13 +139,16 @@ class FakeHub:
                 return self.rfile.read(n) if n else b""
 
             def _handle(self, method: str) -> None:
-                path = urlsplit(self.path).path
+                url = urlsplit(self.path)
+                path, query = url.path, parse_qs(url.query)
                 with hub.lock:
                     hub.requests.append((which, method, path))
                 body = self._body() if method in ("POST", "PUT") else b""
                 try:
-                    route = hub._route_hub if which == "hub" else hub._route_cdn
-                    route(method, path, body, dict(self.headers.items()))
+                    if which == "hub":
+                        hub._route_hub(method, path, body, dict(self.headers.items()), query)
+                    else:
+                        hub._route_cdn(method, path, body, dict(self.headers.items()))
                     raise _Reply(404, {"error": f"no route {method} {path}"})
                 except _Reply as reply:
                     self._send(method, reply)
@@ -269,18 +275,30 @@ class FakeHub:
         return repo_type, f"{m.group(2)}/{m.group(3)}", m.group(5)
 
     # ----------------------------------------------------------------------------- hub routes
-    def _route_hub(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+    def _route_hub(
+        self, method: str, path: str, body: bytes, headers: dict[str, str], query: dict[str, list[str]]
+    ) -> None:
         with self.lock:
             if method == "POST" and path == "/api/repos/create":
                 self._create_repo(json.loads(body or b"{}"), headers)
             if method == "POST" and path == "/api/validate-yaml":
                 self._validate_yaml(json.loads(body or b"{}"))
-            m = re.fullmatch(r"/api/(datasets|models|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|tag|revision)/(.+))?", path)
+            m = re.fullmatch(
+                r"/api/(datasets|models|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|tag|revision|tree|paths-info)/(.+))?",
+                path,
+            )
             if m:
                 repo_type, repo_id, action, rev = self._type_from_api(m.group(1)), m.group(2), m.group(3), m.group(4)
                 repo = self._get_repo(repo_type, repo_id, headers)
                 if method == "GET" and action in (None, "revision"):
                     self._repo_info(repo, rev or "main")
+                if method == "GET" and action == "tree":
+                    rev, _, folder = rev.partition("/")
+                    self._tree(repo, rev, unquote(folder).strip("/"), _flag(query, "recursive"),
+                               _flag(query, "expand"))
+                if method == "POST" and action == "paths-info":
+                    form = parse_qs(body.decode())
+                    self._paths_info(repo, rev, form.get("paths", []), _flag(form, "expand"))
                 if method == "POST" and action == "preupload":
                     self._auth(headers)
                     self._preupload(repo, rev, json.loads(body))
@@ -333,6 +351,52 @@ class FakeHub:
             "id": repo.repo_id, "sha": sha, "private": repo.private, "author": repo.repo_id.split("/")[0],
             "siblings": [{"rfilename": p} for p in sorted(repo.commits[sha])], "tags": [],
         })
+
+    def _path_entry(self, repo: Repo, sha: str, path: str, expand: bool) -> dict[str, Any]:
+        """One file or folder as the Hub's tree / paths-info endpoints describe it."""
+        tree = repo.commits[sha]
+        extra = {"lastCommit": {"id": sha, "title": "commit", "date": "2024-01-01T00:00:00.000Z"}} if expand else {}
+        entry = tree.get(path)
+        if entry is None:  # a folder: its oid is any stable id of its content
+            listing = "\n".join(f"{p} {e.oid}" for p, e in sorted(tree.items()) if p.startswith(path + "/"))
+            return {"type": "directory", "oid": hashlib.sha1(listing.encode()).hexdigest(), "size": 0,
+                    "path": path, **extra}
+        out: dict[str, Any] = {"type": "file", "size": entry.size, "path": path, **extra}
+        if entry.lfs_oid:
+            pointer = lfs_pointer(entry.lfs_oid, entry.size)
+            out.update(oid=git_blob_sha1(pointer),
+                       lfs={"oid": entry.lfs_oid, "size": entry.size, "pointerSize": len(pointer)})
+        else:
+            out["oid"] = entry.oid
+        return out
+
+    @staticmethod
+    def _children(tree: dict[str, Entry], folder: str, recursive: bool) -> list[str] | None:
+        """Paths under ``folder`` ('' = the root): direct children, or every file and folder below."""
+        prefix = folder + "/" if folder else ""
+        below = [p for p in tree if p.startswith(prefix)]
+        if folder and not below:
+            return None
+        out: set[str] = set()
+        for p in below:
+            parts = p[len(prefix):].split("/")
+            for depth in range(1, len(parts) + 1 if recursive else 2):
+                out.add(prefix + "/".join(parts[:depth]))
+        return sorted(out)
+
+    def _tree(self, repo: Repo, rev: str, folder: str, recursive: bool, expand: bool) -> None:
+        sha = self._rev(repo, rev)
+        paths = self._children(repo.commits[sha], folder, recursive)
+        if paths is None:
+            raise _error(404, "EntryNotFound", f"{folder} does not exist on {unquote(rev)}", {"X-Repo-Commit": sha})
+        raise _Reply(200, [self._path_entry(repo, sha, p, expand) for p in paths])
+
+    def _paths_info(self, repo: Repo, rev: str, paths: list[str], expand: bool) -> None:
+        sha = self._rev(repo, rev)
+        tree = repo.commits[sha]
+        found = [p.strip("/") for p in paths
+                 if p.strip("/") in tree or any(q.startswith(p.strip("/") + "/") for q in tree)]
+        raise _Reply(200, [self._path_entry(repo, sha, p, expand) for p in found])
 
     def _preupload(self, repo: Repo, rev: str, payload: dict[str, Any]) -> None:
         tree = repo.commits[self._rev(repo, rev)]
@@ -449,6 +513,68 @@ class FakeHub:
                     raise _Reply(404, b"NoSuchKey")
                 raise _Reply(200, data, {"ETag": f'"{hashlib.md5(data).hexdigest()}"',
                                          "Content-Type": "application/octet-stream"})
+
+
+def _flag(params: dict[str, list[str]], name: str) -> bool:
+    """A boolean query/form parameter as huggingface_hub sends it (``True`` / ``true`` / ``1``)."""
+    return (params.get(name) or ["false"])[-1].lower() in ("1", "true")
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_HF_VARIABLES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_TOKEN",
+                 "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_OIDC_RESOURCE",
+                 "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "HUGGINGFACE_CO_STAGING")
+
+
+def isolate_hf(mp: Any, home: Any, endpoint: str) -> None:
+    """Point huggingface_hub (and ``datasets``, if imported) at ``endpoint`` with no user token or
+    cache, no Xet and no offline flag, and refuse any connection beyond 127.0.0.1.
+
+    ``mp`` is a ``pytest.MonkeyPatch`` (undo restores everything); ``home`` a fresh folder. Both
+    libraries read their settings once, at import, so the constants are patched as well as the
+    environment.
+    """
+    import sys
+    from pathlib import Path
+
+    from huggingface_hub import constants
+
+    home = Path(home)
+    for var in _HF_VARIABLES:
+        mp.delenv(var, raising=False)
+    mp.setenv("HF_ENDPOINT", endpoint)
+    mp.setenv("HF_HUB_DISABLE_XET", "1")
+    mp.setattr(constants, "HF_HUB_DISABLE_XET", True, raising=False)
+    mp.setattr(constants, "HF_HUB_OFFLINE", False)
+    mp.setattr(constants, "ENDPOINT", endpoint)
+    mp.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    mp.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    mp.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"), raising=False)
+    mp.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    config = getattr(sys.modules.get("datasets"), "config", None)
+    if config is not None:
+        mp.setattr(config, "HF_ENDPOINT", endpoint)
+        mp.setattr(config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+        mp.setattr(config, "HF_HUB_OFFLINE", False)
+        mp.setattr(config, "HF_DATASETS_OFFLINE", False, raising=False)
+        mp.setattr(config, "HF_CACHE_HOME", str(home))
+        mp.setattr(config, "HF_DATASETS_CACHE", home / "datasets")
+        mp.setattr(config, "HF_MODULES_CACHE", home / "modules")
+
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in LOCAL_HOSTS:
+            raise OSError(f"test guard: refusing to resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and address[0] not in LOCAL_HOSTS:
+            raise OSError(f"test guard: refusing to connect to {address!r}")
+        return real_connect(self, address)
+
+    mp.setattr(socket, "getaddrinfo", getaddrinfo)
+    mp.setattr(socket.socket, "connect", connect)
 
 
 def refused_port() -> int:

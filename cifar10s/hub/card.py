@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from .parquet import TEST, TRAIN, ParquetSplit
+from ..constants import CLASSES
 
 # --------------------------------------------------------------------------------------------
 # Dataset card
@@ -58,8 +63,69 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def dataset_card(manifests: Mapping[str, Mapping[str, Any]]) -> str:
-    """The ``README.md`` of a release (Hub YAML front matter + text), written from its manifests."""
+def _default_config(names: Sequence[str]) -> str:
+    """The configuration ``load_dataset(repo)`` gives without a name: CIFAR-10-S itself when present."""
+    return "cifar10s" if "cifar10s" in names else names[-1]
+
+
+def _front_matter(
+    names: Sequence[str],
+    classes: Sequence[str],
+    n_images: int,
+    parquet: Mapping[str, Mapping[str, ParquetSplit]] | None,
+    default: str,
+) -> str:
+    """The card's YAML metadata; with ``parquet``, also the ``configs`` and ``dataset_info`` that
+    ``datasets.load_dataset`` reads (data files per split, features, number of examples)."""
+    meta: dict[str, Any] = {
+        "license": "unknown",
+        "task_categories": ["image-classification"],
+        "task_ids": ["multi-class-image-classification"],
+        "size_categories": [_size_category(n_images)],
+        "source_datasets": ["extended|cifar10"],
+        "pretty_name": "CIFAR-10-S",
+        "tags": ["unlearnable-examples", "shortcut-learning", "data-poisoning", "one-pixel-shortcut", "cifar-10"],
+    }
+    if not parquet:
+        meta["viewer"] = False
+        return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
+    missing = [n for n in names if n not in parquet]
+    if missing:
+        raise ValueError(f"no Parquet files were written for {', '.join(missing)}")
+    order = [default] + [n for n in names if n != default]
+    meta["configs"] = [
+        {"config_name": n,
+         "data_files": [{"split": split, "path": parquet[n][split].path} for split in (TRAIN, TEST)],
+         **({"default": True} if n == default else {})}
+        for n in order
+    ]
+    meta["dataset_info"] = [
+        {"config_name": n,
+         "features": [
+             {"name": "image", "dtype": "image"},
+             {"name": "label", "dtype": {"class_label": {"names": {str(i): c for i, c in enumerate(classes or CLASSES)}}}},
+         ],
+         "splits": [{"name": split, "num_bytes": parquet[n][split].num_bytes,
+                     "num_examples": parquet[n][split].num_examples} for split in (TRAIN, TEST)],
+         "download_size": sum(parquet[n][split].file_bytes for split in (TRAIN, TEST)),
+         "dataset_size": sum(parquet[n][split].num_bytes for split in (TRAIN, TEST))}
+        for n in order
+    ]
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def dataset_card(
+    manifests: Mapping[str, Mapping[str, Any]],
+    parquet: Mapping[str, Mapping[str, ParquetSplit]] | None = None,
+    *,
+    repo_id: str = "<repo_id>",
+) -> str:
+    """The ``README.md`` of a release (Hub YAML front matter + text), written from its manifests.
+
+    ``parquet`` (from :func:`cifar10s.hub.parquet.write_release_parquet`) describes the Parquet
+    copy of the release; with it the front matter declares one ``datasets`` configuration per
+    variant. ``repo_id`` only fills in the loading examples.
+    """
     if not manifests:
         raise ValueError("a dataset card needs at least one manifest")
     names = sorted(manifests, key=lambda n: (n != "clean", n))
@@ -70,28 +136,9 @@ def dataset_card(manifests: Mapping[str, Mapping[str, Any]]) -> str:
     n_test = int(source.get("num_test") or 0)
     classes = list(first.get("classes") or [])
 
-    out: list[str] = [
-        "---",
-        "license: unknown",
-        "task_categories:",
-        "- image-classification",
-        "task_ids:",
-        "- multi-class-image-classification",
-        "size_categories:",
-        f"- {_size_category(n_train + n_test)}",
-        "pretty_name: CIFAR-10-S",
-        "tags:",
-        "- unlearnable-examples",
-        "- shortcut-learning",
-        "- data-poisoning",
-        "- one-pixel-shortcut",
-        "- cifar-10",
-        "viewer: false",
-        "---",
-        "",
-        "# CIFAR-10-S",
-        "",
-    ]
+    default = _default_config(names)
+    out: list[str] = ["---", _front_matter(names, classes, n_train + n_test, parquet, default).rstrip("\n"), "---", "",
+                      "# CIFAR-10-S", ""]
     if not official:
         out += [
             "> [!WARNING]",
@@ -122,10 +169,22 @@ def dataset_card(manifests: Mapping[str, Mapping[str, Any]]) -> str:
             "",
         ]
     out += [
-        "This repository holds the arrays built by the `cifar10s` Python package, in its on-disk layout: one folder per variant with "
-        "plain `.npy` arrays (images `uint8` of shape `(N, 32, 32, 3)`, labels `int64`) and a "
-        "`manifest.json` listing the sha256 of every file.",
+        "This repository holds the arrays built by the `cifar10s` Python package, in its on-disk layout: one "
+        "folder per variant with plain `.npy` arrays (images `uint8` of shape `(N, 32, 32, 3)`, labels "
+        "`int64`) and a `manifest.json` listing the sha256 of every file.",
         "",
+    ]
+    if parquet:
+        out += [
+            "The same images are also stored for the 🤗 `datasets` library under `data/`: one configuration "
+            "per variant (named after its folder), each with a `train` split (that variant's training images) "
+            "and the clean `test` split (`data/clean/test-*.parquet`, shared by every configuration). Each "
+            "row holds an `image` (lossless PNG: it decodes to exactly the pixels of the `.npy` array) and a "
+            f"`label` (`ClassLabel`: {', '.join(classes) if classes else '?'}). The default configuration is "
+            f"`{default}`.",
+            "",
+        ]
+    out += [
         "## Variants in this release",
         "",
         "| folder | what the training images are | train images | files |",
@@ -155,17 +214,37 @@ def dataset_card(manifests: Mapping[str, Mapping[str, Any]]) -> str:
         "",
         "## Loading",
         "",
+        "A release is one commit of this repository; pin its commit sha (not a branch or tag, which can "
+        "move) for reproducible results.",
+        "",
+    ]
+    if parquet:
+        out += [
+            "With 🤗 `datasets` (`image` decodes to a PIL image):",
+            "",
+            "```python",
+            "from datasets import load_dataset",
+            "",
+            f"ds = load_dataset(\"{repo_id}\", name=\"{default}\", revision=\"<commit sha>\")",
+            "ds[\"train\"][0]  # {'image': <PIL.PngImagePlugin.PngImageFile ...>, 'label': ...}",
+            "```",
+            "",
+        ]
+    out += [
+        "With the `cifar10s` package (every file is checked against its sha256):",
+        "",
         "```python",
         "from cifar10s.hub.client import fetch_variant",
         "from cifar10s import CIFAR10S",
         "",
-        f"fetch_variant(\"data\", \"{names[-1]}\")  # also fetches clean/ (the test split); sha256-checked",
+        f"fetch_variant(\"data\", \"{names[-1]}\", repo_id=\"{repo_id}\", revision=\"<commit sha>\")  "
+        "# also fetches clean/ (the test split)",
         f"train = CIFAR10S(\"data\", train=True, variant=\"{names[-1]}\")",
         "test = CIFAR10S(\"data\", train=False)  # clean CIFAR-10 test split",
         "```",
         "",
-        "Without the package: `numpy.load(path, allow_pickle=False)` on the `.npy` files; check them "
-        "against `manifest.json`. Pin a revision (tag or commit) for reproducible results.",
+        "Without either: `numpy.load(path, allow_pickle=False)` on the `.npy` files; check them against "
+        "`manifest.json`.",
         "",
         "## How it was built",
         "",

@@ -1,17 +1,23 @@
 """Releases of built variants on the Hugging Face Hub: publish them, fetch them, describe them.
 
-A release is one commit of a *dataset* repository whose layout mirrors ``<root>/cifar10s-v1/``::
+A release is one commit of a *dataset* repository whose layout mirrors ``<root>/cifar10s-v1/``,
+plus a Parquet copy for the ``datasets`` library::
 
     README.md                      dataset card (YAML front matter + text), see dataset_card()
     clean/manifest.json            the manifest of each variant folder (sha256 of every file)
     clean/train_images.npy ...     plain .npy arrays (never pickled)
     ops-k1/manifest.json
     ops-k1/train_images.npy ...
+    data/clean/train-00000-of-00001.parquet   one ``datasets`` configuration per variant (PNG +
+    data/clean/test-00000-of-00001.parquet    ClassLabel), train split each, the clean test split
+    data/ops-k1/train-00000-of-00001.parquet  shared; see cifar10s.hub.parquet
 
-:func:`publish_release` verifies local folders and uploads them in one commit (optionally tagged);
-:func:`fetch_variant` downloads one variant (plus ``clean``, which holds the test split) through
-``huggingface_hub``'s cache, checks every file against the sha256 in the downloaded manifest and
-installs the folder atomically, exactly as a local build would have.
+:func:`publish_release` verifies local folders and uploads them in one commit (optionally tagged)
+and returns the commit sha, which is what users should pin (:func:`pinning_hint`);
+:func:`write_release` writes the same files into a local folder instead. :func:`fetch_variant`
+downloads one variant (plus ``clean``, which holds the test split) through ``huggingface_hub``'s
+cache, checks every file against the sha256 in the downloaded manifest and installs the folder
+atomically, exactly as a local build would have; it never reads the Parquet copy.
 
 No public release exists yet: :data:`DEFAULT_REPO_ID` and :data:`DEFAULT_REVISION` name where the
 official one will live. Until it does (or without network), build locally instead::
@@ -43,6 +49,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +71,16 @@ try:  # huggingface_hub >= 0.23
 except ImportError:  # pragma: no cover - very old huggingface_hub
     from huggingface_hub import utils as _hf_errors  # type: ignore[no-redef]
 
-from ..constants import DATA_FORMAT_VERSION
+from ..constants import CLASSES, DATA_FORMAT_VERSION
 from ..store import (
     MANIFEST,
     IntegrityError,
+    atomic_file,
+    atomic_write_bytes,
     build_lock,
     data_dir,
     is_complete,
+    load_array,
     publish,
     read_manifest,
     sha256_file,
@@ -78,6 +89,7 @@ from ..store import (
 )
 from ..variants import VariantSpec, parse_variant
 from .card import dataset_card
+from .parquet import ParquetSplit, require_pyarrow, write_release_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -515,6 +527,122 @@ def _public_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _verified_manifests(root: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every folder checked against its manifest (sha256 of every file); one CIFAR-10 source for all."""
+    manifests: dict[str, dict[str, Any]] = {}
+    for n in names:
+        folder = data_dir(root) / n
+        if not is_complete(folder):
+            raise FileNotFoundError(f"{folder} is not built; build it first ({_build_hint(root, n)})")
+        manifest = verify_folder(folder, check_hashes=True)
+        _check_manifest(manifest, str(folder / MANIFEST), n)
+        manifests[n] = manifest
+    fingerprints = {str((m.get("source") or {}).get("fingerprint")) for m in manifests.values()}
+    if len(fingerprints) != 1:
+        raise ValueError(f"{', '.join(names)} were built from different CIFAR-10 sources; rebuild them from one")
+    return manifests
+
+
+def _release_names(variants: Sequence[str] | str) -> list[str]:
+    if isinstance(variants, str):
+        variants = [variants]
+    names = list(dict.fromkeys(_folder_name(v) for v in variants))
+    if not names:
+        raise ValueError("nothing to publish: pass at least one variant")
+    if "clean" not in names:
+        raise ValueError("a release must include 'clean' (the test split of every variant lives there)")
+    return names
+
+
+def _class_names(manifest: Mapping[str, Any]) -> list[str]:
+    classes = manifest.get("classes")
+    if classes is None:
+        return list(CLASSES)
+    if not isinstance(classes, list) or len(classes) != len(CLASSES) or not all(isinstance(c, str) for c in classes):
+        raise IntegrityError(f"clean/{MANIFEST}: 'classes' must list CIFAR-10's {len(CLASSES)} class names")
+    return classes
+
+
+def _write_parquet(
+    root: Path, names: Sequence[str], manifests: Mapping[str, Mapping[str, Any]], workdir: Path
+) -> dict[str, dict[str, ParquetSplit]]:
+    """The ``datasets`` copy of the release, written under ``workdir`` from the verified arrays."""
+    from ..release.builders import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+
+    def arrays(n: str, images: str, labels: str) -> tuple[Any, Any]:
+        folder = data_dir(root) / n
+        return load_array(folder, images, manifests[n]), load_array(folder, labels, manifests[n])
+
+    train = {n: arrays(n, TRAIN_IMAGES, TRAIN_LABELS) for n in names}
+    return write_release_parquet(workdir, train, arrays("clean", TEST_IMAGES, TEST_LABELS),
+                                 class_names=_class_names(manifests["clean"]))
+
+
+def _release_files(
+    root: Path, names: Sequence[str], workdir: Path, *, repo_id: str, parquet: bool
+) -> dict[str, Path | bytes]:
+    """Every file of the release by its path in the repository (call under the build lock).
+
+    The card, each variant's arrays and public manifest, and (with ``parquet``) the Parquet copy,
+    written into ``workdir``.
+    """
+    manifests = _verified_manifests(root, names)
+    public = {n: _public_manifest(m) for n, m in manifests.items()}
+    splits = _write_parquet(root, names, manifests, workdir) if parquet else None
+    files: dict[str, Path | bytes] = {CARD: dataset_card(public, splits, repo_id=repo_id).encode("utf-8")}
+    for n in names:
+        folder = data_dir(root) / n
+        for fname in sorted(manifests[n]["files"]):
+            files[f"{n}/{fname}"] = folder / fname
+        files[f"{n}/{MANIFEST}"] = _json_bytes(public[n])
+    for config in (splits or {}).values():
+        for split in config.values():
+            files[split.path] = workdir / split.path
+    return files
+
+
+def pinning_hint(repo_id: str, sha: str) -> str:
+    """How to load exactly the release at commit ``sha`` (printed after publishing)."""
+    return (
+        f"Pin this release by its commit sha (tags and branches can move):\n"
+        f"  cifar10s fetch --repo-id {repo_id} --revision {sha} --variant VARIANT --root data\n"
+        f"  fetch_variant(root, VARIANT, repo_id={repo_id!r}, revision={sha!r})\n"
+        f"  datasets.load_dataset({repo_id!r}, name=VARIANT, revision={sha!r})"
+    )
+
+
+def write_release(
+    root: str | os.PathLike[str],
+    variants: Sequence[str],
+    dest: str | os.PathLike[str],
+    *,
+    repo_id: str = DEFAULT_REPO_ID,
+    parquet: bool = True,
+) -> Path:
+    """Write into ``dest`` (new or empty) exactly the files :func:`publish_release` uploads.
+
+    The result can be inspected, loaded with ``datasets.load_dataset(str(dest), name=VARIANT)``, or
+    uploaded by other means. ``repo_id`` only fills in the card's loading examples.
+    """
+    root, dest = Path(root).expanduser(), Path(dest).expanduser()
+    names = _release_names(variants)
+    if parquet:
+        require_pyarrow()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise FileExistsError(f"{dest} exists and is not an empty folder; pass a new one")
+    dest.mkdir(parents=True, exist_ok=True)
+    with build_lock(root):
+        files = _release_files(root, names, dest, repo_id=repo_id, parquet=parquet)
+        for path_in_repo, content in files.items():
+            target = dest / path_in_repo
+            if isinstance(content, bytes):
+                atomic_write_bytes(target, content)
+            elif content != target:  # the Parquet files are already in place
+                with open(content, "rb") as fin, atomic_file(target) as fout:
+                    shutil.copyfileobj(fin, fout, 4 << 20)
+    return dest
+
+
 def publish_release(
     root: str | os.PathLike[str],
     variants: Sequence[str],
@@ -525,53 +653,44 @@ def publish_release(
     endpoint: str | None = None,
     private: bool = False,
     commit_message: str | None = None,
+    parquet: bool = True,
 ) -> str:
     """Upload built variant folders (plus a dataset card) to a Hub dataset repo in one commit.
 
     Every folder is verified against its manifest (sha256 of every file) first, under the build
     lock, which is held until the commit is done so that no build swaps a folder mid-upload.
-    ``clean`` must be part of the release (it holds the test split of every variant). The repo is
-    created if needed (``exist_ok``); files the Hub already has unchanged are not re-uploaded. With
-    ``tag``, the commit is tagged; an existing tag is never moved (ValueError if it points
-    elsewhere). Returns the commit sha. The uploaded manifests name the CIFAR-10 archive by file
-    name only (no local paths).
+    ``clean`` must be part of the release (it holds the test split of every variant). With
+    ``parquet`` (needs pyarrow), the release also carries a Parquet copy of every variant's
+    training images and of the clean test split under ``data/``, declared in the card, so that
+    ``datasets.load_dataset(repo_id, name=VARIANT)`` works. The repo is created if needed
+    (``exist_ok``); files the Hub already has unchanged are not re-uploaded. With ``tag``, the
+    commit is tagged; an existing tag is never moved (ValueError if it points elsewhere). Returns
+    the commit sha: pin that, not the tag (see :func:`pinning_hint`). The uploaded manifests name
+    the CIFAR-10 archive by file name only (no local paths).
     """
     root = Path(root).expanduser()
-    if isinstance(variants, str):
-        variants = [variants]
-    names = list(dict.fromkeys(_folder_name(v) for v in variants))
-    if not names:
-        raise ValueError("nothing to publish: pass at least one variant")
-    if "clean" not in names:
-        raise ValueError("a release must include 'clean' (the test split of every variant lives there)")
+    names = _release_names(variants)
+    if parquet:
+        require_pyarrow()
     api = HfApi(endpoint=_resolve_endpoint(endpoint), token=token)
     with build_lock(root):
-        manifests: dict[str, dict[str, Any]] = {}
-        for n in names:
-            folder = data_dir(root) / n
-            if not is_complete(folder):
-                raise FileNotFoundError(f"{folder} is not built; build it first ({_build_hint(root, n)})")
-            manifest = verify_folder(folder, check_hashes=True)
-            _check_manifest(manifest, str(folder / MANIFEST), n)
-            manifests[n] = manifest
-        fingerprints = {str((m.get("source") or {}).get("fingerprint")) for m in manifests.values()}
-        if len(fingerprints) != 1:
-            raise ValueError(f"{', '.join(names)} were built from different CIFAR-10 sources; rebuild them from one")
-        public = {n: _public_manifest(m) for n, m in manifests.items()}
-        operations = [CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=dataset_card(public).encode("utf-8"))]
-        for n in names:
-            folder = data_dir(root) / n
-            for fname in sorted(manifests[n]["files"]):
-                operations.append(CommitOperationAdd(path_in_repo=f"{n}/{fname}", path_or_fileobj=str(folder / fname)))
-            operations.append(CommitOperationAdd(path_in_repo=f"{n}/{MANIFEST}", path_or_fileobj=_json_bytes(public[n])))
-        api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
-        info = api.create_commit(
-            repo_id,
-            operations,
-            commit_message=commit_message or f"CIFAR-10-S release: {', '.join(names)}",
-            repo_type=REPO_TYPE,
-        )
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".publish-", dir=root) as workdir:
+            files = _release_files(root, names, Path(workdir), repo_id=repo_id, parquet=parquet)
+            operations = [
+                CommitOperationAdd(path_in_repo=path, path_or_fileobj=content if isinstance(content, bytes)
+                                   else str(content))
+                for path, content in files.items()
+            ]
+            api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+            info = api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message or f"CIFAR-10-S release: {', '.join(names)}",
+                repo_type=REPO_TYPE,
+            )
     sha = str(info.oid)
+    logger.info("published %s to %s at commit %s\n%s", ", ".join(names), repo_id, sha, pinning_hint(repo_id, sha))
     if tag:
         try:
             api.create_tag(repo_id, tag=tag, revision=sha, repo_type=REPO_TYPE,
