@@ -5,9 +5,10 @@ channels. The One-Pixel Shortcut paper sweeps the width k of WRN-28-k (its Table
 whether wider networks are more or less drawn to the one-pixel shortcut.
 
 Parameter counts: the authors trained the WideResNet of ``meliketoy/wide-resnet.pytorch``, whose
-convolutions carry a bias term. ``conv_bias=True`` (the default here) reproduces the paper's
-36.49M for WRN-28-10; the original bias-free WRN gives 36.48M. See ``PAPER_PARAM_COUNTS`` in
-``registry.py`` for the per-width comparison.
+convolutions carry a bias term. ``conv_bias=True`` (the default here) reproduces every WRN count
+the paper prints: 36.49M for WRN-28-10 (Table 2) and 0.37, 1.47, 5.85, 23.36, 93.35 and 145.84M
+for WRN-28-1/2/4/8/16/20 (Table 3). The original bias-free WRN gives 36.48M for WRN-28-10. See
+``PAPER_PARAM_COUNTS`` in ``registry.py``.
 """
 
 from __future__ import annotations
