@@ -28,7 +28,7 @@ from cifar10s.training.augment import randaugment_magnitudes
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available on this machine")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
-ALL_NAMES = AUGMENTATIONS + ("randaugment+cutout", "cutout+mixup")
+ALL_NAMES = AUGMENTATIONS + ("randaugment+cutout", "randaugment-tv+cutout", "cutout+mixup")
 
 
 def _images_u8(n: int, seed: int = 0, size: int = 32) -> torch.Tensor:
@@ -63,13 +63,15 @@ def _gen(seed: int, device: str = "cpu") -> torch.Generator:
 
 
 def test_names_and_protocol():
-    assert AUGMENTATIONS == ("none", "standard", "mixup", "cutout", "randaugment")
+    assert AUGMENTATIONS == (
+        "none", "standard", "mixup", "standard+mixup", "cutout", "randaugment", "randaugment-tv",
+    )
     for name in ALL_NAMES:
         aug = build_augmentation(name)
         assert isinstance(aug, BatchAugmentation)
     assert build_augmentation("Cutout+RandAugment").name == "randaugment+cutout"
-    assert build_augmentation("standard+mixup").name == "mixup"
-    kinds = [type(s) for s in build_augmentation("mixup+cutout+randaugment").stages]
+    assert build_augmentation("mixup+standard").name == "standard+mixup"
+    kinds = [type(s) for s in build_augmentation("mixup+cutout+randaugment-tv").stages]
     assert kinds == [RandomCropFlip, RandAugment, Cutout, Mixup]
     assert build_augmentation("none").stages == ()
 
@@ -193,8 +195,9 @@ def test_cutout_pipeline_applies_after_crop_flip():
 
 
 def test_mixup_mixes_two_labels_with_drawn_lambda():
+    # "standard+mixup": crop+flip, then Mixup (the authors' "mixup" is tested in test_augment_authors.py)
     x, y = _batch(64, seed=2)
-    out, t = build_augmentation("mixup")(x, y, _gen(21))
+    out, t = build_augmentation("standard+mixup")(x, y, _gen(21))
     g = _gen(21)
     xc, t0 = RandomCropFlip()(x, torch.nn.functional.one_hot(y, 10).float(), g)
     mix = Mixup(alpha=1.0)
@@ -272,7 +275,7 @@ def test_randaugment_matches_torchvision_per_image():
 def test_randaugment_pipeline_is_random_per_image():
     x, y = _batch(1)
     xb, yb = x.expand(64, -1, -1, -1).contiguous(), y.expand(64).contiguous()
-    out, _ = build_augmentation("randaugment")(xb, yb, _gen(17))
+    out, _ = build_augmentation("randaugment-tv")(xb, yb, _gen(17))
     assert torch.unique(out.reshape(64, -1), dim=0).shape[0] > 32
 
 
@@ -292,7 +295,7 @@ def test_cuda_matches_cpu_with_cpu_generator(name):
 @needs_cuda
 def test_cuda_randaugment_close_to_cpu():
     x, y = _batch(128)
-    aug = build_augmentation("randaugment")
+    aug = build_augmentation("randaugment-tv")
     a, _ = aug(x, y, _gen(5))
     b, _ = aug(x.cuda(), y.cuda(), _gen(5))
     assert float((a - b.cpu()).abs().gt(1.5 / 255).float().mean()) < 0.01

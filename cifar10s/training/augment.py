@@ -11,7 +11,7 @@ training device (CPU or CUDA):
   for label-preserving operations, a convex mix of two one-hot rows for Mixup).
 
 Random parameters are drawn independently for every image (crop offset, flip,
-Cutout centre, RandAugment operations and signs, Mixup partner), unlike
+Cutout centre, RandAugment operations, levels and signs, Mixup partner), unlike
 ``torchvision.transforms.v2`` transforms applied to a batch, which share one draw
 across the batch.  All randomness comes from the explicit ``torch.Generator``
 argument: the parameters are drawn on ``generator.device`` and moved to
@@ -19,19 +19,27 @@ argument: the parameters are drawn on ``generator.device`` and moved to
 generator state, device and input, the output is deterministic.  (A CPU and a CUDA
 generator with the same seed produce different streams.)
 
-The method settings follow the papers behind Table 4 of Wu et al., "One-Pixel
-Shortcut: on the Learning Preference of Deep Neural Networks", ICLR 2023; see
-``docs/augmentations.md`` for every choice and its source.
+The bare method names are Table 4 of Wu et al., "One-Pixel Shortcut: on the Learning
+Preference of Deep Neural Networks", ICLR 2023, as the authors' released code runs them;
+the other variants have their own names.  See ``docs/augmentations.md`` for every choice
+and its source.
 
 * ``standard``: random crop with 4-pixel zero padding + horizontal flip (p=0.5).
 * ``cutout``: standard, then one 16x16 zero hole per image (DeVries & Taylor, 2017).
-* ``mixup``: standard, then Mixup with lambda ~ Beta(1, 1) (Zhang et al., ICLR 2018).
-* ``randaugment``: standard, then RandAugment with the op list and magnitudes of
+* ``mixup``: the authors' Mixup: Mixup with lambda ~ Beta(1, 1), one lambda per batch,
+  on the batch as it is (no crop or flip).
+* ``standard+mixup``: standard, then the same Mixup (the recipe of Zhang et al.'s
+  CIFAR-10 code).
+* ``randaugment``: standard, then the authors' RandAugment
+  (:class:`~cifar10s.training.augment_authors.AuthorsRandAugment`: 2 of 15 ops per
+  image, each with p=0.5 at a level drawn from 1..9 of 10, grey fill).
+* ``randaugment-tv``: standard, then RandAugment with the op list and magnitudes of
   ``torchvision.transforms.RandAugment`` (N=2 ops, magnitude 9 of 31 bins;
   Cubuk et al., NeurIPS 2020).
 
 Names can be joined with ``+`` (e.g. ``"randaugment+cutout"``, ``"cutout+mixup"``);
-the stages then run in the fixed order crop/flip -> RandAugment -> Cutout -> Mixup.
+the stages then run in the fixed order crop/flip -> RandAugment -> Cutout -> Mixup,
+and crop/flip is part of every name except ``none`` and a lone ``mixup``.
 """
 
 from __future__ import annotations
@@ -47,10 +55,14 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from .augment_authors import AUTHORS_RANDAUGMENT_OPS, AuthorsRandAugment
+
 __all__ = [
     "AUGMENTATIONS",
+    "AUTHORS_RANDAUGMENT_OPS",
     "RANDAUGMENT_OPS",
     "AugmentationPipeline",
+    "AuthorsRandAugment",
     "BatchAugmentation",
     "Cutout",
     "Mixup",
@@ -60,12 +72,16 @@ __all__ = [
     "randaugment_magnitudes",
 ]
 
-#: Valid base names for :func:`build_augmentation` (``+``-joins of the last four are
-#: also accepted, see :func:`build_augmentation`).
-AUGMENTATIONS: tuple[str, ...] = ("none", "standard", "mixup", "cutout", "randaugment")
+#: Named augmentations for :func:`build_augmentation`.  The bare Table 4 names
+#: (``mixup``, ``cutout``, ``randaugment``) are the authors' variants; ``standard+mixup``
+#: and ``randaugment-tv`` are the other variants.  Other ``+``-joins are accepted too.
+AUGMENTATIONS: tuple[str, ...] = (
+    "none", "standard", "mixup", "standard+mixup", "cutout", "randaugment", "randaugment-tv",
+)
 
-#: RandAugment operation list, in the order of ``torchvision.transforms.RandAugment``
-#: (the 14 operations of Cubuk et al., 2020, Section 3).
+#: Operation list of the torchvision-style RandAugment (``randaugment-tv``), in the order
+#: of ``torchvision.transforms.RandAugment`` (the 14 operations of Cubuk et al., 2020,
+#: Section 3).  The authors' list is :data:`AUTHORS_RANDAUGMENT_OPS`.
 RANDAUGMENT_OPS: tuple[str, ...] = (
     "Identity",
     "ShearX",
@@ -384,7 +400,8 @@ class RandAugmentParams:
 
 
 class RandAugment:
-    """RandAugment (Cubuk, Zoph, Shlens, Le, NeurIPS 2020) with per-image op choices.
+    """torchvision-style RandAugment (Cubuk, Zoph, Shlens, Le, NeurIPS 2020) with per-image
+    op choices: the ``randaugment-tv`` stage (the authors' variant is :class:`AuthorsRandAugment`).
 
     For every image and each of ``num_ops`` rounds, an op is drawn uniformly from
     :data:`RANDAUGMENT_OPS` and a sign (p=0.5) for signed ops; the magnitude is bin
@@ -477,7 +494,8 @@ class AugmentationPipeline:
     """Runs stages in order; implements :class:`BatchAugmentation`.
 
     ``stages`` are objects with ``__call__(x, soft_targets, generator) -> (x, soft_targets)``
-    (e.g. :class:`RandomCropFlip`, :class:`RandAugment`, :class:`Cutout`, :class:`Mixup`).
+    (e.g. :class:`RandomCropFlip`, :class:`AuthorsRandAugment`, :class:`RandAugment`,
+    :class:`Cutout`, :class:`Mixup`).
     With no stages the input batch is returned as is (not copied) with one-hot targets.
     """
 
@@ -501,7 +519,16 @@ class AugmentationPipeline:
         return f"AugmentationPipeline(name={self.name!r}, num_classes={self.num_classes}, stages=[{inner}])"
 
 
-_STAGE_ORDER = ("standard", "randaugment", "cutout", "mixup")
+#: Tokens of a ``+``-joined name, in the order their stages run.
+_STAGE_ORDER = ("standard", "randaugment", "randaugment-tv", "cutout", "mixup")
+
+
+def _canonical_name(chosen: set[str]) -> str:
+    """One name per stage list: crop/flip is implied by every token but ``mixup``."""
+    parts = [t for t in _STAGE_ORDER[1:] if t in chosen]
+    if parts == ["mixup"]:
+        return "standard+mixup" if "standard" in chosen else "mixup"
+    return "+".join(parts) or "standard"
 
 
 def build_augmentation(
@@ -514,15 +541,22 @@ def build_augmentation(
     randaugment_num_ops: int = 2,
     randaugment_magnitude: int = 9,
 ) -> AugmentationPipeline:
-    """Build a batched augmentation by name.
+    """Build a batched augmentation by name (case-insensitive).
 
-    Names (case-insensitive): ``"none"`` (identity), ``"standard"`` (crop with
-    ``padding``-pixel zero padding + horizontal flip), ``"mixup"``, ``"cutout"``,
-    ``"randaugment"`` (each of these three includes the standard crop+flip first, as in
-    the OPS paper's Table 4), or a ``+``-join of the last four, e.g.
-    ``"randaugment+cutout"``; joined stages run in the order crop/flip -> RandAugment ->
-    Cutout -> Mixup whatever order they are written in.  Unknown names raise
-    ``ValueError`` listing the valid ones.
+    * ``"none"``: identity;
+    * ``"standard"``: crop with ``padding``-pixel zero padding + horizontal flip;
+    * ``"cutout"``, ``"randaugment"`` (the authors' RandAugment), ``"randaugment-tv"``
+      (torchvision's): crop+flip first, then the stage;
+    * ``"mixup"``: the authors' Mixup, on the batch as it is, without crop+flip;
+    * ``"standard+mixup"``: crop+flip, then Mixup;
+    * any other ``+``-join of ``standard``, ``randaugment`` or ``randaugment-tv`` (not
+      both), ``cutout`` and ``mixup``, e.g. ``"randaugment+cutout"``.  Stages run in the
+      order crop/flip -> RandAugment -> Cutout -> Mixup whatever order they are written in,
+      and crop/flip is included whenever a token other than ``mixup`` is present.
+
+    ``randaugment_num_ops``/``randaugment_magnitude`` set ``randaugment-tv`` only; the
+    authors' RandAugment has the released code's fixed settings.  The pipeline's ``name``
+    is the canonical spelling.  Unknown names raise ``ValueError`` listing the valid ones.
     """
     if not isinstance(name, str):
         raise TypeError(f"augmentation name must be a str, got {type(name).__name__}")
@@ -531,18 +565,26 @@ def build_augmentation(
     valid = ", ".join(repr(n) for n in AUGMENTATIONS)
     if key == "none":
         return AugmentationPipeline((), num_classes, name="none")
-    if any(t not in _STAGE_ORDER for t in tokens) or len(set(tokens)) != len(tokens):
-        raise ValueError(
-            f"unknown augmentation {name!r}; valid names: {valid}, or a '+'-join of "
-            "'standard', 'mixup', 'cutout', 'randaugment' without repeats (e.g. 'randaugment+cutout')"
-        )
     chosen = set(tokens)
-    stages: list[object] = [RandomCropFlip(padding=padding)]
+    if (
+        any(t not in _STAGE_ORDER for t in tokens)
+        or len(chosen) != len(tokens)
+        or {"randaugment", "randaugment-tv"} <= chosen
+    ):
+        raise ValueError(
+            f"unknown augmentation {name!r}; valid names: {valid}, or a '+'-join of 'standard', "
+            "'randaugment' or 'randaugment-tv', 'cutout', 'mixup' without repeats "
+            "(e.g. 'randaugment+cutout')"
+        )
+    stages: list[object] = []
+    if chosen != {"mixup"}:
+        stages.append(RandomCropFlip(padding=padding))
     if "randaugment" in chosen:
+        stages.append(AuthorsRandAugment())
+    if "randaugment-tv" in chosen:
         stages.append(RandAugment(num_ops=randaugment_num_ops, magnitude=randaugment_magnitude))
     if "cutout" in chosen:
         stages.append(Cutout(length=cutout_length))
     if "mixup" in chosen:
         stages.append(Mixup(alpha=mixup_alpha))
-    canonical = "+".join(t for t in _STAGE_ORDER[1:] if t in chosen) or "standard"
-    return AugmentationPipeline(stages, num_classes, name=canonical)
+    return AugmentationPipeline(stages, num_classes, name=_canonical_name(chosen))
