@@ -8,8 +8,8 @@ Both run in this one process on the same synthetic CIFAR-sized uint8 images:
   (the uint8 -> float conversion is timed too, as ToTensor is in the baseline).
 
 "standard" is the like-for-like comparison; the other names are listed against the
-same baseline, and "randaugment" also against a per-sample PIL pipeline with
-torchvision's RandAugment.  Usage::
+same baseline, and "randaugment-tv" (torchvision-style RandAugment, batched) also against a
+per-sample PIL pipeline with torchvision's RandAugment.  Usage::
 
     python benchmarks/bench_augment.py [--n 10000] [--batch 512] [--device cpu|cuda]
                                        [--threads T] [--repeats 3]
@@ -119,7 +119,7 @@ def main() -> None:
     rate_ra = args.n / _best_time(run_pil(pil_randaugment), max(1, args.repeats - 1), lambda: None)
     print(f"{'PIL per-sample crop+flip+RandAugment(2, 9)+ToTensor':52s} {rate_ra:12,.0f} {rate_ra / rate_base:16.2f}x")
     print(f"ratio batched/PIL, crop+flip (like for like):  {rates['standard'] / rate_base:.2f}x")
-    print(f"ratio batched/PIL, crop+flip+RandAugment(2, 9): {rates['randaugment'] / rate_ra:.2f}x")
+    print(f"ratio batched/PIL, crop+flip+RandAugment(2, 9): {rates['randaugment-tv'] / rate_ra:.2f}x")
 
 if __name__ == "__main__":
     main()

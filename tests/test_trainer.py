@@ -198,8 +198,8 @@ class _Interrupt(RuntimeError):
 @pytest.mark.slow
 def test_resume_is_bitwise_identical(data, tmp_path):
     x, y, xt, yt = data
-    # AT + Mixup exercises the most RNG paths (crop/flip, Mixup partner & lambda, PGD random start)
-    cfg = TrainConfig(epochs=3, batch_size=64, train_subset=320, augmentation="mixup",
+    # AT + crop/flip + Mixup exercises the most RNG paths (crop/flip, Mixup partner & lambda, PGD random start)
+    cfg = TrainConfig(epochs=3, batch_size=64, train_subset=320, augmentation="standard+mixup",
                       adversarial=AdversarialConfig(steps=2), seed=7)
     evaluator = Evaluator(xt, yt, subset=200)
 

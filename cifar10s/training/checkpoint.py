@@ -24,7 +24,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 THETA0_NAME = "theta0.pt"
 RESULT_NAME = "result.json"
 MODEL_NAME = "model.pt"
-CHECKPOINT_FORMAT = 1
+#: 2: ``mixup`` and ``randaugment`` name the authors' variants (a format-1 checkpoint trained the
+#: crop+flip Mixup and torchvision-style RandAugment under those names, so it is not resumed).
+CHECKPOINT_FORMAT = 2
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
