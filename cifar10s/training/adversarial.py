@@ -119,7 +119,7 @@ def pgd_linf(
         x_adv = x.clone()
 
     mode_ctx = contextlib.nullcontext() if bn_mode is None else _mode(model, bn_mode == "train")
-    use_amp = autocast_dtype is not None and x.device.type == "cuda"
+    use_amp = autocast_dtype is not None  # bf16 autocast on CUDA and on the CPU alike
     with mode_ctx, frozen_parameters(model), torch.enable_grad():
         for _ in range(steps):
             # The leaf is x + delta; its gradient equals the gradient w.r.t. delta.
