@@ -5,6 +5,11 @@ pickle) and ``manifest.json`` (variant, parameters, source fingerprint, sha256 o
 package version). A folder is written under a staging name and renamed into place only when every
 file and the manifest are complete, under a file lock, so concurrent or interrupted builds never
 leave something that looks finished.
+
+A manifest is untrusted input when read back (it may come from a download or a tampered folder):
+its schema is checked (plain file names inside the folder, typed entries), every listed file must
+be a regular file, not a link, whose ``.npy`` header agrees with the manifest, and the arrays must
+mean what the package expects (uint8 images (N, 32, 32, 3), int64 labels (N,) in 0..9).
 """
 
 from __future__ import annotations
@@ -12,18 +17,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import shutil
+import stat
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from filelock import FileLock
 
-from .constants import DATA_FORMAT_VERSION
+from .constants import DATA_FORMAT_VERSION, IMAGE_SHAPE, NUM_CLASSES
 
 if TYPE_CHECKING:
     from .variants import VariantSpec
@@ -154,32 +163,196 @@ def file_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
 
 
-def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST
+#: A manifest is a few kilobytes; anything far larger is not one.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: (images, labels) pairs a variant folder may hold; the train pair is required.
+_ARRAY_PAIRS = ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))
+_REBUILD = "rebuild it with --force"
+
+
+def _bad(where: str, what: str) -> IntegrityError:
+    return IntegrityError(f"{where}: {what}; the manifest is corrupt or was edited, {_REBUILD}")
+
+
+def check_file_name(name: object, where: str) -> str:
+    """A listed file must be a plain name inside its variant folder: no path, no ``..``."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..", MANIFEST)
+        or len(name) > 255
+        or any(c in name for c in "/\\:\0")
+    ):
+        raise _bad(where, f"file name {name!r} is not a plain file name inside the variant folder")
+    return name
+
+
+def _entry_dtype(name: str, entry: Mapping[str, Any], where: str) -> np.dtype:
+    text = entry.get("dtype")
     try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise IntegrityError(f"{path}: unreadable manifest ({exc}); rebuild with --force") from exc
-    if not isinstance(manifest, dict) or manifest.get("format_version") != DATA_FORMAT_VERSION:
+        if not isinstance(text, str) or len(text) > 32:
+            raise TypeError
+        dtype = np.dtype(text)
+    except (TypeError, ValueError, SyntaxError, OverflowError):  # what numpy raises for odd strings
+        raise _bad(where, f"{name}: 'dtype' {repr(text)[:40]} is not a numpy dtype string") from None
+    if dtype.hasobject:
+        raise _bad(where, f"{name}: object dtype {text!r} would need pickle")
+    return dtype
+
+
+def _check_entry(name: str, entry: object, where: str) -> Mapping[str, Any]:
+    """Types of one ``files`` entry: sha256 hex, byte count, and for arrays shape and dtype."""
+    if not isinstance(entry, dict):
+        raise _bad(where, f"the entry of {name} is not an object")
+    sha = entry.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise _bad(where, f"{name}: 'sha256' must be 64 lowercase hex digits")
+    size = entry.get("bytes")
+    if type(size) is not int or size < 0:
+        raise _bad(where, f"{name}: 'bytes' must be an integer >= 0, not {size!r}")
+    if "shape" in entry or "dtype" in entry:
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or len(shape) > 32 or not all(type(d) is int and d >= 0 for d in shape):
+            raise _bad(where, f"{name}: 'shape' must be a list of integers >= 0, not {str(shape)[:60]}")
+        _entry_dtype(name, entry, where)
+    return entry
+
+
+def _describe(entry: Mapping[str, Any]) -> str:
+    return f"{entry.get('dtype')} {tuple(entry.get('shape') or ())}"
+
+
+def _check_arrays(files: Mapping[str, Any], where: str) -> None:
+    """What the arrays must mean: uint8 (N, 32, 32, 3) images with int64 (N,) labels, N >= 1."""
+    for images, labels in _ARRAY_PAIRS:
+        if images not in files and labels not in files and images != TRAIN_IMAGES:
+            continue
+        for n in (images, labels):
+            if n not in files or "shape" not in files[n]:
+                raise IntegrityError(f"{where}: {n} is not listed as an array; {_REBUILD}")
+        img, lab = files[images], files[labels]
+        shape = img["shape"]
+        if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE or shape[0] < 1 or _entry_dtype(images, img, where) != np.uint8:
+            raise IntegrityError(
+                f"{where}: {images} must be uint8 of shape (N, 32, 32, 3), the manifest lists {_describe(img)}; {_REBUILD}"
+            )
+        if lab["shape"] != [shape[0]] or _entry_dtype(labels, lab, where) != np.int64:
+            raise IntegrityError(
+                f"{where}: {labels} must be int64 of shape ({shape[0]},) to match {images}, the manifest lists "
+                f"{_describe(lab)}; {_REBUILD}"
+            )
+    noise = files.get(EM_NOISE)
+    if noise is not None and noise.get("shape") != files[TRAIN_IMAGES]["shape"]:
+        raise IntegrityError(f"{where}: {EM_NOISE} must have the shape of {TRAIN_IMAGES}; {_REBUILD}")
+
+
+def validate_manifest(manifest: object, where: str) -> dict[str, Any]:
+    """Check a parsed manifest's schema and meaning; return it, or raise :class:`IntegrityError`.
+
+    Also for manifests that did not come from disk (e.g. downloaded ones) before acting on them.
+    """
+    if not isinstance(manifest, dict):
+        raise IntegrityError(f"{where}: not a JSON object; {_REBUILD}")
+    version = manifest.get("format_version")
+    if type(version) is not int or version != DATA_FORMAT_VERSION:
         raise IntegrityError(
-            f"{path}: format version {manifest.get('format_version') if isinstance(manifest, dict) else '?'} "
-            f"is not {DATA_FORMAT_VERSION}; rebuild this variant with this version of cifar10s (--force)"
+            f"{where}: format version {repr(version)[:20]} is not {DATA_FORMAT_VERSION}; rebuild this variant "
+            "with this version of cifar10s (--force)"
         )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise _bad(where, "no 'files' table")
+    for name, entry in files.items():
+        _check_entry(check_file_name(name, where), entry, where)
+    source = manifest.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("fingerprint"), str):
+        raise _bad(where, "no 'source' record with a fingerprint")
+    for key, kind, called in (("variant", dict, "a JSON object"), ("classes", list, "a JSON array"),
+                              ("inputs_key", str, "a string")):
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise _bad(where, f"'{key}' must be {called}")
+    _check_arrays(files, where)
     return manifest
 
 
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate ``folder``'s manifest (FileNotFoundError when there is none)."""
+    path = Path(folder) / MANIFEST
+    st = os.lstat(path)  # FileNotFoundError passes through: "not built" is not corruption
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        raise IntegrityError(f"{path}: not a regular file (a link or special file); delete the folder and {_REBUILD}")
+    if st.st_size > MAX_MANIFEST_BYTES:
+        raise IntegrityError(f"{path}: {st.st_size} bytes is far too large for a manifest; {_REBUILD}")
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as exc:
+        raise IntegrityError(f"{path}: unreadable manifest ({str(exc)[:200]}); {_REBUILD}") from exc
+    return validate_manifest(manifest, str(path))
+
+
+def _regular_file(f: Path) -> os.stat_result:
+    """lstat of a listed file that must exist as a regular file, never a link."""
+    try:
+        st = os.lstat(f)
+    except FileNotFoundError:
+        raise IntegrityError(f"{f} is listed in the manifest but missing; {_REBUILD}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise IntegrityError(
+            f"{f} is a symbolic link; built data never contains links, so delete the folder and {_REBUILD}"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise IntegrityError(f"{f} is not a regular file; {_REBUILD}")
+    return st
+
+
+def _check_npy(f: Path, entry: Mapping[str, Any], size: int) -> None:
+    """The ``.npy`` header agrees with the manifest and with the file's size (read before any data)."""
+    try:
+        with open(f, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            offset = fh.tell()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise IntegrityError(f"{f}: not a readable .npy file ({str(exc)[:200]}); {_REBUILD}") from exc
+    if list(shape) != entry["shape"] or dtype != np.dtype(entry["dtype"]):
+        raise IntegrityError(
+            f"{f}: {dtype.str}{tuple(shape)} does not match the manifest's {_describe(entry)}; {_REBUILD}"
+        )
+    if fortran:
+        raise IntegrityError(f"{f}: stored in Fortran order, cifar10s writes C order; {_REBUILD}")
+    if offset + math.prod(shape) * dtype.itemsize != size:
+        raise IntegrityError(f"{f}: {size} bytes, but its header describes {offset + math.prod(shape) * dtype.itemsize}; {_REBUILD}")
+
+
+def _check_label_values(f: Path) -> None:
+    """Labels are small: check their range through a memory map (no copy, no second read of images)."""
+    try:
+        labels = np.load(f, mmap_mode="r", allow_pickle=False)
+        low, high = int(labels.min()), int(labels.max())
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{f}: unreadable labels ({str(exc)[:200]}); {_REBUILD}") from exc
+    if low < 0 or high >= NUM_CLASSES:
+        raise IntegrityError(f"{f}: labels range over {low}..{high}, outside 0..{NUM_CLASSES - 1}; {_REBUILD}")
+
+
 def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True) -> dict[str, Any]:
-    """Check every array listed in the manifest exists with the right size (and sha256)."""
+    """Check the manifest (schema and meaning) and every file it lists: a regular file, not a link,
+    of the listed size (and sha256), arrays whose header matches, labels in 0..9."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    for name, entry in manifest.get("files", {}).items():
+    files = manifest["files"]
+    for name, entry in files.items():
         f = folder / name
-        if not f.is_file():
-            raise IntegrityError(f"{f} is listed in the manifest but missing; rebuild with --force")
-        if f.stat().st_size != entry["bytes"]:
-            raise IntegrityError(f"{f} has {f.stat().st_size} bytes, manifest says {entry['bytes']}")
+        size = _regular_file(f).st_size
+        if size != entry["bytes"]:
+            raise IntegrityError(f"{f} has {size} bytes, manifest says {entry['bytes']}; {_REBUILD}")
         if check_hashes:
             got = sha256_file(f)
             if got != entry["sha256"]:
@@ -187,17 +360,33 @@ def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True) 
                     f"{f}: sha256 {got[:16]}... does not match the manifest's {entry['sha256'][:16]}...; "
                     "the file is corrupt or was modified. Rebuild with --force (or re-download)."
                 )
+        if "shape" in entry:
+            _check_npy(f, entry, size)
+    for labels in (TRAIN_LABELS, TEST_LABELS):
+        if labels in files:
+            _check_label_values(folder / labels)
     return manifest
 
 
 def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str, Any], *, mmap: bool = True) -> np.ndarray:
-    """Load one listed array without pickle, memory-mapped by default, checking shape and dtype."""
-    entry = manifest["files"].get(name)
-    if entry is None:
-        raise IntegrityError(f"{name} is not listed in {Path(folder) / MANIFEST}")
-    arr = np.load(Path(folder) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
-    if list(arr.shape) != entry["shape"] or arr.dtype.str != entry["dtype"]:
-        raise IntegrityError(f"{name}: {arr.dtype.str}{arr.shape} does not match the manifest")
+    """Load one listed array without pickle, memory-mapped by default, after checking its name,
+    its entry and its ``.npy`` header against the manifest (so no size is trusted blindly)."""
+    folder = Path(folder)
+    where = str(folder / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, Mapping) else None
+    if not isinstance(files, Mapping) or name not in files:
+        raise IntegrityError(f"{name} is not listed in {where}")
+    entry = _check_entry(check_file_name(name, where), files[name], where)
+    if "shape" not in entry:
+        raise IntegrityError(f"{where}: {name} is not listed as an array; {_REBUILD}")
+    f = folder / name
+    _check_npy(f, entry, _regular_file(f).st_size)
+    try:
+        arr = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{f}: unreadable array ({str(exc)[:200]}); {_REBUILD}") from exc
+    if list(arr.shape) != entry["shape"] or arr.dtype != np.dtype(entry["dtype"]):
+        raise IntegrityError(f"{name}: {arr.dtype.str}{arr.shape} does not match the manifest; {_REBUILD}")
     return arr
 
 
@@ -225,6 +414,28 @@ def build_lock(root: str | os.PathLike[str], timeout: float = -1) -> Iterator[No
     d.mkdir(parents=True, exist_ok=True)
     with FileLock(str(d / ".build.lock"), timeout=timeout):
         yield
+
+
+def remove_stale_staging(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete every staging folder under ``root``'s data folder (left there by killed builds).
+
+    Call only while holding :func:`build_lock`: every staging folder is created under that lock,
+    so while it is held none of them belongs to a live build. Returns what was removed.
+    """
+    d = data_dir(root)
+    if not d.is_dir():
+        return []
+    removed = []
+    for entry in d.iterdir():
+        if not entry.name.startswith(_STAGING_PREFIX):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager

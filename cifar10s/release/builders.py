@@ -40,6 +40,7 @@ from ..store import (
     is_complete,
     load_array,
     publish,
+    remove_stale_staging,
     save_array,
     sha256_file,
     staging_folder,
@@ -117,12 +118,19 @@ def _build_ops(root: Path, spec: VariantSpec, base_images: np.ndarray, labels: n
 
 
 def _up_to_date(folder: Path, source_fingerprint: str | None, inputs_key: str | None = None) -> bool:
-    """Complete, intact, built from this source and (if given) from these exact inputs."""
+    """Complete, intact, well-formed, holding the variant its name says (the clean one with its test
+    split), built from this source and (if given) from these exact inputs."""
     if not is_complete(folder):
         return False
     try:
         manifest = verify_folder(folder, check_hashes=True)
-    except IntegrityError:
+        variant = manifest.get("variant")
+        spec = VariantSpec(**variant) if isinstance(variant, dict) else None
+    except (IntegrityError, TypeError, ValueError):
+        return False
+    if spec is None or spec.folder_name != folder.name:
+        return False
+    if spec.kind == "clean" and not {TEST_IMAGES, TEST_LABELS} <= set(manifest["files"]):
         return False
     if source_fingerprint is not None and manifest["source"]["fingerprint"] != source_fingerprint:
         return False
@@ -221,6 +229,7 @@ def build_variant(
     if cifar10 is not None and not Path(cifar10).expanduser().exists():
         load_cifar10(cifar10)  # raises SourceError saying what to pass, before anything is created
     with build_lock(root):
+        remove_stale_staging(root)  # safe: no other build can hold a staging folder while we hold the lock
         clean_dir = clean_folder(root)
         clean_ok = _up_to_date(clean_dir, None)
         rebuild_clean = not clean_ok or (force and spec.kind == "clean")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,20 @@ from ..constants import (
     TRAIN_BATCHES,
 )
 from .download import download_cifar10
-from .safe_pickle import load_batch
-from .safe_tar import safe_members
+from .errors import SourceError
+from .safe_pickle import MAX_PICKLE_BYTES, load_batch
+from .safe_tar import checked_members, open_archive
 
+__all__ = ["CIFAR10Arrays", "SourceError", "find_cifar10", "fingerprint_arrays", "load_cifar10", "resolve_cifar10"]
 
-class SourceError(ValueError):
-    """The given CIFAR-10 source is missing, unreadable or not in the expected layout."""
+#: Bytes per image row in a batch (3 x 32 x 32, channel-major).
+ROW_BYTES = 3072
+#: An official batch has 10,000 rows; a subset may have fewer, never more.
+MAX_BATCH_ROWS = 10_000
+#: The official split sizes, upper bounds for any source.
+MAX_TRAIN_ROWS, MAX_TEST_ROWS = 50_000, 10_000
+#: ``batches.meta`` is a few hundred bytes.
+MAX_META_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,8 @@ class CIFAR10Arrays:
             "origin": self.origin,
             "fingerprint": self.fingerprint,
             "official": self.official,
-            "num_train": int(len(self.train_labels)),
-            "num_test": int(len(self.test_labels)),
+            "num_train": len(self.train_labels),
+            "num_test": len(self.test_labels),
             "member_md5": dict(self.member_md5),
         }
 
@@ -83,57 +90,94 @@ def fingerprint_arrays(
     return h.hexdigest()
 
 
+def _size_limit(name: str) -> int:
+    return MAX_META_BYTES if name == META_FILE else MAX_PICKLE_BYTES
+
+
+def _too_big(where: str, size: int, limit: int) -> SourceError:
+    return SourceError(
+        f"{where} is {size} bytes, more than the {limit} a CIFAR-10 file can be; refusing to read it. "
+        "It is corrupt or not CIFAR-10: download the official archive again"
+    )
+
+
 def _decode(name: str, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Check one batch's structure (the data's shape and dtype, and that the rows, labels and file
+    names agree) and return its images as (N, 32, 32, 3) uint8 and labels as int64."""
     batch = load_batch(raw, name=name)
-    try:
-        data = np.asarray(batch["data"])
-        labels = np.asarray(batch["labels"] if "labels" in batch else batch["fine_labels"], dtype=np.int64)
-    except KeyError as exc:
-        raise SourceError(f"{name}: missing key {exc}; not a CIFAR-10 batch") from exc
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise SourceError(f"{name}: 'data' must be uint8 of shape (N, 3072); got {data.dtype} {data.shape}")
-    if labels.shape != (data.shape[0],):
-        raise SourceError(f"{name}: {len(labels)} labels for {data.shape[0]} images")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+    missing = [k for k in ("data", "labels", "filenames") if k not in batch]
+    if missing:
+        raise SourceError(f"{name}: no {', '.join(repr(k) for k in missing)} entry; not a CIFAR-10 batch")
+    data, labels, filenames = batch["data"], batch["labels"], batch["filenames"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != ROW_BYTES:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise SourceError(f"{name}: 'data' must be a uint8 array of shape (N, {ROW_BYTES}); got {got}")
+    rows = int(data.shape[0])
+    if not 1 <= rows <= MAX_BATCH_ROWS:
+        raise SourceError(f"{name}: {rows} rows; a CIFAR-10 batch has 1 to {MAX_BATCH_ROWS}")
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+        raise SourceError(f"{name}: 'labels' must be a list of integers")
+    if len(labels) != rows:
+        raise SourceError(f"{name}: {len(labels)} labels for {rows} images")
+    if not all(0 <= v < len(CLASSES) for v in labels):
         raise SourceError(f"{name}: labels outside 0..{len(CLASSES) - 1}")
+    if not isinstance(filenames, list) or not all(isinstance(f, (bytes, str)) for f in filenames):
+        raise SourceError(f"{name}: 'filenames' must be a list of names")
+    if len(filenames) != rows:
+        raise SourceError(f"{name}: {len(filenames)} file names for {rows} images")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), labels
+    return np.ascontiguousarray(images), np.array(labels, dtype=np.int64)
 
 
 def _read_members_from_tar(path: Path) -> dict[str, bytes]:
+    """The batch files' bytes, each size checked from its tar header before it is read."""
     wanted = set(TRAIN_BATCHES) | {TEST_BATCH, META_FILE}
     found: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in safe_members(tar, path.parent):
-                base = os.path.basename(member.name)
-                if member.isfile() and base in wanted and os.path.dirname(member.name).endswith(CIFAR10_FOLDER):
-                    f = tar.extractfile(member)
-                    assert f is not None
-                    found[base] = f.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise SourceError(
-            f"{path}: not a readable tar archive ({exc}). Delete it and download again, or pass an "
-            "extracted 'cifar-10-batches-py' folder."
-        ) from exc
+    with open_archive(path) as tar:
+        for member in checked_members(tar, path.parent, max_member_bytes=MAX_PICKLE_BYTES):
+            base = os.path.basename(member.name)
+            if not (member.isfile() and base in wanted and os.path.dirname(member.name).endswith(CIFAR10_FOLDER)):
+                continue
+            if base in found:
+                raise SourceError(f"{path}: holds {base} twice; not an official CIFAR-10 archive. Download it again")
+            if member.size > _size_limit(base):
+                raise _too_big(f"{path}: member {member.name}", member.size, _size_limit(base))
+            f = tar.extractfile(member)
+            assert f is not None
+            with f:
+                found[base] = f.read(member.size)
     return found
 
 
 def _read_members_from_dir(path: Path) -> dict[str, bytes]:
+    """The batch files of an extracted folder, each size checked before it is read."""
     folder = path / CIFAR10_FOLDER if (path / CIFAR10_FOLDER).is_dir() else path
     found: dict[str, bytes] = {}
     for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE):
         f = folder / name
-        if f.is_file():
-            found[name] = f.read_bytes()
+        if not f.is_file():
+            continue
+        limit = _size_limit(name)
+        try:
+            if f.stat().st_size > limit:
+                raise _too_big(str(f), f.stat().st_size, limit)
+            with open(f, "rb") as fh:
+                raw = fh.read(limit + 1)
+        except OSError as exc:
+            raise SourceError(f"{f}: cannot be read ({exc.strerror or exc})") from exc
+        if len(raw) > limit:  # it grew after the size check
+            raise _too_big(str(f), len(raw), limit)
+        found[name] = raw
     return found
 
 
 def load_cifar10(path: str | os.PathLike[str]) -> CIFAR10Arrays:
     """Load CIFAR-10 from an archive (``.tar.gz``) or a folder (``cifar-10-batches-py`` or its parent).
 
-    Archive members are checked before anything is read (no traversal, no links, no devices),
-    and every pickle goes through a restricted unpickler. Nothing is written to disk.
+    Archive members are checked from their headers before anything is read (no traversal, no
+    links, no devices, no oversize members), a damaged archive is reported as corrupt, every
+    pickle goes through a restricted unpickler, and each batch's shape, dtype and row counts are
+    checked. Nothing is written to disk. Every failure is a :class:`SourceError`.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -149,16 +193,22 @@ def load_cifar10(path: str | os.PathLike[str]) -> CIFAR10Arrays:
             f"({CIFAR10_FOLDER}/data_batch_1..5, test_batch)."
         )
     md5s = {n: hashlib.md5(members[n], usedforsecurity=False).hexdigest() for n in CIFAR10_MEMBER_MD5}
-    parts = [_decode(n, members[n]) for n in TRAIN_BATCHES]
+    parts = [_decode(n, members.pop(n)) for n in TRAIN_BATCHES]  # pop: free each file once decoded
     train_images = np.concatenate([p[0] for p in parts])
     train_labels = np.concatenate([p[1] for p in parts])
-    test_images, test_labels = _decode(TEST_BATCH, members[TEST_BATCH])
+    del parts
+    test_images, test_labels = _decode(TEST_BATCH, members.pop(TEST_BATCH))
+    if len(train_labels) > MAX_TRAIN_ROWS or len(test_labels) > MAX_TEST_ROWS:
+        raise SourceError(
+            f"{path}: {len(train_labels)} train / {len(test_labels)} test images, more than CIFAR-10's "
+            f"{MAX_TRAIN_ROWS} / {MAX_TEST_ROWS}; not a CIFAR-10 source"
+        )
     classes = CLASSES
     if META_FILE in members:
-        meta = load_batch(members[META_FILE], name=META_FILE)
+        meta = load_batch(members[META_FILE], name=META_FILE, max_bytes=MAX_META_BYTES)
         names = meta.get("label_names")
-        if isinstance(names, list) and len(names) == len(CLASSES):
-            classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        if isinstance(names, list) and len(names) == len(CLASSES) and all(isinstance(n, (bytes, str)) for n in names):
+            classes = tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
     return CIFAR10Arrays(
         train_images=train_images,
         train_labels=train_labels,
