@@ -199,5 +199,5 @@ def test_rebuild_cli_with_a_recipe_file(release, tmp_path, capsys):
         assert f"generator accuracy {em['final_accuracy']} after {em['rounds']} rounds" in info[name]
     assert "recipe" not in info["- clean"] and "recipe" not in info["- ops-k1"]
     recipe_file.write_text("{not json")
-    assert main(["rebuild", "--root", str(root), "--recipe", str(recipe_file)]) == 2
+    assert main(["rebuild", "--root", str(root), "--recipe", str(recipe_file)]) == 1
     assert "not valid JSON" in capsys.readouterr().err

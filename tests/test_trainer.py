@@ -354,7 +354,7 @@ def test_ddp_gloo_two_processes(tmp_path):
            "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "cifar10s.training.distributed",
+        "-m", "cifar10s.cli.train",
         "--data", str(tmp_path / "data.pt"), "--model", "cifar10s.models.resnet:resnet18",
         "--model-kwargs", '{"width": 4}', "--preset", "cpu-smoke",
         "--set", "epochs=2", "--set", "batch_size=32", "--set", 'adversarial={"steps": 1}',

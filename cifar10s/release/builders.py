@@ -40,6 +40,7 @@ from ..store import (
     is_complete,
     load_array,
     publish,
+    read_manifest,
     remove_stale_staging,
     save_array,
     sha256_file,
@@ -274,7 +275,11 @@ def load_shortcut(folder: str | os.PathLike[str]) -> ShortcutSearch:
 
 
 def built_variants(root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Manifests of every complete variant folder under ``root`` (unverified)."""
+    """Manifests of every complete variant folder under ``root`` (schema-checked, hashes not checked).
+
+    A folder whose manifest is malformed is left out with a warning naming it, so one broken
+    folder does not hide the others.
+    """
     out: dict[str, dict[str, Any]] = {}
     d = data_dir(root)
     if not d.is_dir():
@@ -282,7 +287,7 @@ def built_variants(root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     for folder in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if is_complete(folder):
             try:
-                out[folder.name] = json.loads((folder / "manifest.json").read_text())
-            except ValueError:
-                continue
+                out[folder.name] = read_manifest(folder)
+            except (IntegrityError, ValueError) as exc:
+                warnings.warn(f"skipping {folder}: {exc}", stacklevel=2)
     return out
