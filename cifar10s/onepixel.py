@@ -32,6 +32,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from .checks import check_choice
+
 Objective = Literal["mean-std", "paper-eq3"]
 OBJECTIVES: tuple[str, ...] = ("mean-std", "paper-eq3")
 
@@ -196,7 +198,8 @@ def candidate_scores(
         t2 = n * a * a + 2 * a * lin + quad  # sum_n (255 D_n)^2
         # mean / var = (T1/n/255) / ((n*T2 - T1^2) / (n^2 * 255^2)) = 255 * n * T1 / (n*T2 - T1^2)
         return _ratio(255 * n * t1, n * t2 - t1 * t1, sqrt=False)
-    raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    check_choice("objective", objective, OBJECTIVES)
+    raise AssertionError(f"unreachable: {objective!r}")
 
 
 def search_shortcuts(
@@ -215,8 +218,7 @@ def search_shortcuts(
     labels = np.asarray(labels)
     images = np.asarray(images)
     _validate(images, labels)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    check_choice("objective", objective, OBJECTIVES)
     h, w, _ = images.shape[1:]
     if not 1 <= pixels_per_class <= h * w:
         raise ValueError(f"pixels_per_class must be in [1, {h * w}], got {pixels_per_class}")

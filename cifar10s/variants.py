@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_choice
 from .onepixel import OBJECTIVES
 
 #: Variant kinds: the clean data, OPS alone (k pixels), EM noise alone, and CIFAR-10-S (EM + OPS).
@@ -21,10 +22,8 @@ class VariantSpec:
     objective: str = "mean-std"
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown variant {self.kind!r}; choose one of {', '.join(KINDS)}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown OPS objective {self.objective!r}; choose one of {OBJECTIVES}")
+        check_choice("variant", self.kind, KINDS)
+        check_choice("OPS objective", self.objective, OBJECTIVES)
         if not isinstance(self.pixels, int) or self.pixels < 1:
             raise ValueError(f"pixels must be a positive integer, got {self.pixels!r}")
         if self.kind in ("clean", "em") and (self.pixels != 1 or self.objective != "mean-std"):

@@ -31,3 +31,20 @@ def test_build_command_selects_the_same_variant():
                            objective=flags[flags.index("--objective") + 1])
     assert parsed == spec
     assert VariantSpec("cifar10s").cli_args() == "--variant cifar10s"
+
+
+def test_one_message_shape_for_unknown_choices():
+    from cifar10s.checks import check_choice
+    from cifar10s.models import build_model
+    from cifar10s.training.defenses import build_defense
+    from cifar10s.training.presets import resolve_preset
+
+    assert check_choice("colour", "red", ("red", "blue")) == "red"
+    cases = [(lambda: VariantSpec("zz"), "unknown variant 'zz'; valid: clean, ops, em, cifar10s"),
+             (lambda: build_defense("x"), "unknown defense 'x'; valid: "),
+             (lambda: resolve_preset("fast"), "unknown preset 'fast'; valid: paper"),
+             (lambda: build_model("nope"), "unknown model 'nope'; valid: ")]
+    for make, start in cases:
+        with pytest.raises(ValueError) as exc:
+            make()
+        assert str(exc.value).startswith(start)

@@ -14,6 +14,7 @@ from typing import Literal
 
 from torch import nn
 
+from ..checks import check_choice
 from .cct import cct7_3x1, cvt7_4
 from .densenet import densenet121
 from .lenet import lenet5
@@ -85,10 +86,11 @@ def model_names() -> list[str]:
 
 
 def _unknown(name: str) -> ValueError:
-    valid = ", ".join(model_names())
-    return ValueError(
-        f"unknown model {name!r}; valid names: {valid} (or wrn28-K / wrn-28-K for any width K)"
-    )
+    try:
+        check_choice("model", name, model_names(), hint="(or wrn28-K / wrn-28-K for any width K)")
+    except ValueError as exc:
+        return exc
+    raise AssertionError(f"{name!r} is a model name")
 
 
 def build_model(name: str, num_classes: int = 10, **kwargs: object) -> nn.Module:

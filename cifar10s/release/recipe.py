@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_choice
 from ..em import EMConfig
 from ..onepixel import OBJECTIVES
 
@@ -33,8 +34,7 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.ops_objective not in OBJECTIVES:
-            raise ValueError(f"recipe {self.version}: unknown OPS objective {self.ops_objective!r}")
+        check_choice(f"OPS objective in recipe {self.version}:", self.ops_objective, OBJECTIVES)
         if self.ops_pixels < 1:
             raise ValueError(f"recipe {self.version}: ops.pixels must be >= 1")
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..checks import check_choice
+
 __all__ = [
     "AUTHORS_RANDAUGMENT_OPS",
     "CUTOUT_OP_FILL",
@@ -396,8 +398,7 @@ def apply_authors_op(
     threshold, Cutout side); ``center_y``/``center_x`` are the Cutout centre. Returns a new
     tensor with integer values in 0..255, as Pillow's uint8 result would have.
     """
-    if op not in _OPS:
-        raise ValueError(f"unknown operation {op!r}; valid: {', '.join(AUTHORS_RANDAUGMENT_OPS)}")
+    check_choice("operation", op, AUTHORS_RANDAUGMENT_OPS)
     if v.ndim != 4 or v.shape[1] != 3:
         raise ValueError(f"expected an (N, 3, H, W) batch, got shape {tuple(v.shape)}")
     n = v.shape[0]

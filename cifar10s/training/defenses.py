@@ -36,6 +36,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF2
 
+from ..checks import check_choice
+
 __all__ = [
     "DEFENSES",
     "Defense",
@@ -211,9 +213,7 @@ def build_defense(name: str, **kwargs: Any) -> Defense:
     """
     if not isinstance(name, str):
         raise TypeError(f"defense name must be a str, got {type(name).__name__}")
-    key = name.strip().lower()
-    if key not in _BUILDERS:
-        raise ValueError(f"unknown defense {name!r}; valid names: {', '.join(repr(d) for d in DEFENSES)}")
+    key = check_choice("defense", name.strip().lower(), DEFENSES)
     fn = _BUILDERS[key]
     allowed = {
         p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY

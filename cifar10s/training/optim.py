@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..checks import check_choice
+
 if TYPE_CHECKING:  # pragma: no cover
     from .config import TrainConfig
 
@@ -47,7 +49,8 @@ def build_optimizer(params: nn.Module | Iterable[torch.nn.Parameter], config: Tr
         return torch.optim.AdamW(
             params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
         )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
+    check_choice("optimizer", config.optimizer, OPTIMIZERS)
+    raise AssertionError("unreachable")
 
 
 def milestone_epochs(epochs: int, milestones: Sequence[float]) -> list[int]:
@@ -81,7 +84,8 @@ def lr_at_epoch(epoch: int, base_lr: float, config: TrainConfig) -> float:
         t_max = max(1, config.epochs - warm)
         t = min(epoch - warm, t_max)
         return config.eta_min + (base_lr - config.eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
-    raise ValueError(f"unknown schedule {config.schedule!r}; choose from {SCHEDULES}")
+    check_choice("schedule", config.schedule, SCHEDULES)
+    raise AssertionError("unreachable")
 
 
 class EpochLRSchedule:

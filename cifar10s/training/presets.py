@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..checks import check_choice
 from .adversarial import AdversarialConfig
 from .config import TrainConfig
 
@@ -137,10 +138,7 @@ _VARIANT_OF: dict[str, str] = {"standard+mixup": "mixup", "randaugment-tv": "ran
 
 
 def _method_key(method: str) -> str:
-    key = str(method).strip().lower()
-    if key not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    return key
+    return check_choice("method", str(method).strip().lower(), METHODS)
 
 
 def _normalise_adversarial(value: Any) -> dict[str, Any] | None:
@@ -161,9 +159,7 @@ def resolve_preset(name: str, model_name: str | None = None, **overrides: Any) -
     ``method="at+mixup"`` (a :data:`METHODS` key) sets ``augmentation`` and ``adversarial``;
     ``adversarial`` accepts ``True`` (paper AT), a dict, an :class:`AdversarialConfig` or ``None``.
     """
-    key = name.strip().lower()
-    if key not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    key = check_choice("preset", name.strip().lower(), PRESETS)
     overrides = dict(overrides)
     method = overrides.pop("method", None)
     d = paper_config(model_name, "standard" if method is None else method).to_dict()

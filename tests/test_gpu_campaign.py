@@ -1,0 +1,54 @@
+"""The GPU campaign's dry run: every phase runs end to end on the CPU with tiny settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_campaign_dry_run_runs_every_phase(tmp_path, tiny_archive):
+    out = tmp_path / "results"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_campaign.py"), "--dry-run", "--data", str(tiny_archive),
+         "--out", str(out), "--root", str(tmp_path / "root"), "--budget", "60"],
+        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    phases = ("smoke", "speed", "em", "effect", "grid")
+    for phase in phases:
+        rec = json.loads((out / f"{phase}.json").read_text())
+        assert rec["phase"] == phase and rec["dry_run"] is True
+        assert rec["environment"]["device"] == "cpu" and rec["environment"]["torch"]
+    smoke = json.loads((out / "smoke.json").read_text())["results"]
+    assert smoke["one_batch"] and all(r["ok"] for r in smoke["one_batch"]), smoke["one_batch"]
+    assert smoke["cuda_tests"]["returncode"] == 0
+    speed = json.loads((out / "speed.json").read_text())["results"]
+    assert speed["standard"]["ours_img_s"] > 0 and speed["at"]["baseline_img_s"] > 0
+    assert speed["em"]["seconds_per_round"] > 0 and speed["ops"]["seconds_best_of_3"] > 0
+    em = json.loads((out / "em.json").read_text())["results"]
+    assert em["em"]["rounds"] >= 1 and em["num_train"] == 100
+    effect = json.loads((out / "effect.json").read_text())["results"]
+    assert {r["training_set"] for r in effect["runs"]} == {"clean", "em", "ops", "cifar10s"}
+    for r in effect["runs"]:
+        assert 0.0 <= r["final_test_acc"] <= 1.0 and "epochs" in r["differs_from_paper"]
+    grid = json.loads((out / "grid.json").read_text())["results"]
+    assert {r["method"] for r in grid["runs"]} >= {"randaugment", "randaugment-tv", "mixup", "standard+mixup"}
+    summary = (out / "summary.md").read_text()
+    assert all(f"## {p}" in summary for p in phases)
+
+
+def test_campaign_refuses_cuda_without_a_gpu(tmp_path, tiny_archive):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # on a GPU machine the refusal does not apply
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_campaign.py"), "--data", str(tiny_archive),
+                           "--out", str(tmp_path / "o"), "--phases", "smoke"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "--dry-run" in proc.stderr
