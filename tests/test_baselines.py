@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cifar10s.cli.leaderboard import main as lb_main
+from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard.baselines import (
     CLEAN_TEST,
     compare,
