@@ -1,0 +1,359 @@
+"""Reading leaderboard result files that anyone may have written: check every field, skip what fails.
+
+Result files arrive in pull requests, so the board treats them as untrusted input. Each record
+is checked field by field (:func:`parse_result`) and turned into an :class:`Entry` built only
+from checked values; strings are cleaned of control characters, line breaks and lone
+surrogates, accuracies must be finite fractions in [0, 1], and summaries must agree with
+their per-seed values. :func:`load_results` skips any file that fails, with a note naming the
+file and the reason, so one broken file never takes the board down.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .scoring import RESULT_FORMAT, RESULT_FORMAT_VERSION, data_caveats
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "Entry",
+    "MalformedResult",
+    "checked_entries",
+    "clean_text",
+    "http_url",
+    "load_results",
+    "parse_result",
+]
+
+#: result files larger than this are skipped unread (real ones are well under 1 MiB)
+MAX_FILE_BYTES = 16 * 2**20
+_MAX_TEXT = 200  # names, authors, model/method/preset names
+_MAX_URL = 2000
+_MAX_LIST = 100  # authors, seeds, per-seed values, preset_diff entries
+_MAX_DIFF_VALUE = 60  # characters of a preset_diff value shown
+
+
+class MalformedResult(ValueError):
+    """A result record the board cannot show; the message names the field and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table row, built only from checked fields (or from the paper's tables)."""
+
+    source: str  # "reproduced" (scored by this harness) or "reported" (the paper)
+    name: str
+    authors: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]  # (label, http(s) URL)
+    model: str  # as displayed
+    model_key: str | None  # canonical registry name for paper look-ups; None for custom code
+    method: str
+    defense: str  # "" when none
+    variant: str
+    train_set: str  # table key: the paper's name of the training set, else the variant
+    paper_train_set: str | None
+    preset: str
+    seeds: int | None
+    final: float | None  # fraction in [0, 1]
+    final_std: float | None
+    best: float | None
+    diff_pp: float | None  # final - paper, percentage points (exact model match only)
+    harness: str
+    date: str
+    notes: tuple[str, ...]
+    comparable: bool
+    file: str
+
+
+# ------------------------------------------------------------------------------------------------
+# checking result records
+
+
+def clean_text(text: str) -> str:
+    """Text safe to write anywhere: no control/format characters, line breaks or lone surrogates."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text).strip()
+
+
+def _text(value: Any, where: str, *, optional: bool = False, limit: int = _MAX_TEXT,
+          empty_ok: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise MalformedResult(f"{where} must be a string, got {_kind(value)}")
+    if len(value) > limit:
+        raise MalformedResult(f"{where} is {len(value)} characters long (at most {limit})")
+    out = clean_text(value)
+    if not out and not empty_ok:
+        raise MalformedResult(f"{where} is empty")
+    return out
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "nothing (missing or null)" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _dict(value: Any, where: str, *, optional: bool = False) -> dict[str, Any]:
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedResult(f"{where} must be an object, got {_kind(value)}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedResult(f"{where} must be a number, got {_kind(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise MalformedResult(f"{where} is too large") from None
+    if not math.isfinite(out):
+        raise MalformedResult(f"{where} is {value}, not a finite number")
+    return out
+
+
+def _fraction(value: Any, where: str, *, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if value is None:
+        raise MalformedResult(f"{where} is missing or null")
+    out = _number(value, where)
+    if not 0.0 <= out <= 1.0:
+        raise MalformedResult(f"{where} = {out!r} is outside [0, 1] (accuracies are fractions)")
+    return out
+
+
+def _int(value: Any, where: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedResult(f"{where} must be an integer, got {_kind(value)}")
+    if abs(value) > 2**63:
+        raise MalformedResult(f"{where} is too large")
+    return value
+
+
+def _summary(block: Any, where: str, *, required: bool) -> tuple[float | None, float | None, int | None]:
+    """(mean, std, n) of a summary block, checked against its per-seed values when they are given."""
+    if block is None and not required:
+        return None, None, None
+    block = _dict(block, where)
+    mean = _fraction(block.get("mean"), f"{where}.mean", optional=not required)
+    std = _fraction(block.get("std"), f"{where}.std", optional=True)
+    n = _int(block.get("n"), f"{where}.n", optional=True)
+    if n is not None and n < 0:
+        raise MalformedResult(f"{where}.n is negative")
+    values = block.get("values")
+    if values is not None:
+        if not isinstance(values, list) or len(values) > _MAX_LIST:
+            raise MalformedResult(f"{where}.values must be a list of at most {_MAX_LIST} accuracies")
+        finite = [_fraction(v, f"{where}.values[{i}]", optional=True) for i, v in enumerate(values)]
+        got = [v for v in finite if v is not None]
+        if n is not None and n != len(got):
+            raise MalformedResult(f"{where}.n = {n} but {len(got)} values are given")
+        if mean is not None and (not got or abs(mean - sum(got) / len(got)) > 1e-9):
+            raise MalformedResult(f"{where}.mean does not match the mean of {where}.values")
+    return mean, std, n
+
+
+def http_url(value: Any, where: str) -> str | None:
+    """An http(s) URL that can be linked as is, or None (anything else is shown as text nowhere)."""
+    url = _text(value, where, optional=True, limit=_MAX_URL)
+    if not url or not re.fullmatch(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'*+,;=%()-]+", url):
+        return None
+    return url.replace("(", "%28").replace(")", "%29")
+
+
+def _link_label(url: str) -> str:
+    host = re.sub(r"^https?://(www\.)?", "", url).split("/", 1)[0].lower()
+    if host in ("github.com", "gitlab.com", "bitbucket.org", "huggingface.co", "codeberg.org"):
+        return "code"
+    if host in ("arxiv.org", "openreview.net", "doi.org", "proceedings.mlr.press", "papers.nips.cc",
+                "proceedings.neurips.cc", "openaccess.thecvf.com"):
+        return "paper"
+    return "link"
+
+
+def _json_short(value: Any) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = "?"
+    text = clean_text(text)
+    return text if len(text) <= _MAX_DIFF_VALUE else text[: _MAX_DIFF_VALUE - 1] + "…"
+
+
+def _preset_notes(diff: dict[str, Any]) -> list[str]:
+    if len(diff) > _MAX_LIST:
+        raise MalformedResult(f"preset_diff has {len(diff)} entries (at most {_MAX_LIST})")
+    parts = []
+    for key in sorted(diff, key=str):
+        name = _text(key, "a preset_diff key")
+        item = _dict(diff[key], f"preset_diff.{name}")
+        parts.append(f"{name}={_json_short(item.get('used'))} (paper {_json_short(item.get('paper'))})")
+    return ["settings differ from the paper's: " + ", ".join(parts)] if parts else []
+
+
+def parse_result(data: Any, file: str = "") -> Entry:
+    """Check a result record (as written by ``score_submission``) and turn it into a table row.
+
+    Raises :class:`MalformedResult` naming the first field that is missing, of the wrong type,
+    not finite, out of range or too long. Unknown fields are ignored.
+    """
+    from .baselines import canonical_model, lookup
+
+    data = _dict(data, "the file")
+    if data.get("format") != RESULT_FORMAT:
+        raise MalformedResult(f"not a {RESULT_FORMAT} file (format = {_json_short(data.get('format'))})")
+    version = _int(data.get("format_version"), "format_version", optional=True)
+    if version is not None and version > RESULT_FORMAT_VERSION:
+        raise MalformedResult(f"format_version {version} is newer than this renderer reads "
+                              f"({RESULT_FORMAT_VERSION}); update cifar10s")
+
+    sub = _dict(data.get("submission"), "submission")
+    name = _text(sub.get("name"), "submission.name", empty_ok=False)
+    authors_raw = sub.get("authors", [])
+    if not isinstance(authors_raw, list) or len(authors_raw) > _MAX_LIST:
+        raise MalformedResult(f"submission.authors must be a list of at most {_MAX_LIST} names")
+    authors = tuple(_text(a, f"submission.authors[{i}]") for i, a in enumerate(authors_raw))
+    links: list[tuple[str, str]] = []
+    for key in ("paper", "code", "link"):  # "paper"/"code": separate links where a record has them
+        url = http_url(sub.get(key), f"submission.{key}")
+        if url and url not in (u for _, u in links):
+            links.append((key if key != "link" else _link_label(url), url))
+    model = _text(sub.get("model"), "submission.model", optional=True)
+    entry_file = _text(sub.get("entry"), "submission.entry", optional=True)
+    method = _text(sub.get("method"), "submission.method", empty_ok=False)
+    defense = _text(sub.get("defense"), "submission.defense", optional=True) or ""
+    kwargs = _dict(sub.get("defense_kwargs"), "submission.defense_kwargs", optional=True)
+    if defense and kwargs:
+        defense += " (" + ", ".join(f"{_text(k, 'a defense_kwargs key')}={_json_short(v)}"
+                                    for k, v in sorted(kwargs.items(), key=lambda kv: str(kv[0]))) + ")"
+
+    ds = _dict(data.get("dataset"), "dataset")
+    variant = _text(ds.get("variant"), "dataset.variant", empty_ok=False)
+    paper_set = _text(ds.get("paper_train_set"), "dataset.paper_train_set", optional=True) or None
+    official = ds.get("official_cifar10", False)
+    if not isinstance(official, bool):
+        raise MalformedResult(f"dataset.official_cifar10 must be true or false, got {_kind(official)}")
+    checked_ds = {"official_cifar10": official,
+                  "num_train": _int(ds.get("num_train"), "dataset.num_train", optional=True) or "?",
+                  "recipe": _text(ds.get("recipe"), "dataset.recipe", optional=True)}
+    data_notes = [f"training data: {c}" for c in data_caveats(checked_ds)]
+
+    summary = _dict(data.get("summary"), "summary")
+    final, final_std, n = _summary(summary.get("final_test_acc"), "summary.final_test_acc", required=True)
+    best, _, _ = _summary(summary.get("best_test_acc"), "summary.best_test_acc", required=False)
+
+    preset = _text(data.get("preset"), "preset", empty_ok=False)
+    notes = _preset_notes(_dict(data.get("preset_diff"), "preset_diff")) + data_notes
+    seeds_raw = data.get("seeds")
+    if seeds_raw is not None and (not isinstance(seeds_raw, list) or len(seeds_raw) > _MAX_LIST):
+        raise MalformedResult(f"seeds must be a list of at most {_MAX_LIST} integers")
+    seeds = len([_int(s, f"seeds[{i}]") for i, s in enumerate(seeds_raw)]) if seeds_raw is not None else n
+
+    code = _dict(data.get("code"), "code", optional=True)
+    harness = _text(code.get("cifar10s"), "code.cifar10s", optional=True, limit=40) or "?"
+    commit = _text(code.get("git_commit"), "code.git_commit", optional=True, limit=80) or ""
+    if re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        harness += f"@{commit[:8]}" + ("+dirty" if code.get("git_dirty") is True else "")
+    date = (_text(data.get("created_utc"), "created_utc", optional=True, limit=40) or "")[:10]
+
+    model_key = canonical_model(model) if model else None
+    diff_pp = None
+    if model_key and paper_set:
+        paper = [r for r in lookup(model_key, method, paper_set) if r.test_acc is not None]
+        diff_pp = round(100.0 * final - paper[0].test_acc, 2) if paper and final is not None else None
+    return Entry(
+        source="reproduced", name=name or "?", authors=tuple(a for a in authors if a), links=tuple(links),
+        model=model or f"custom ({entry_file or 'code'})", model_key=model_key, method=method or "?",
+        defense=defense, variant=variant or "?", train_set=paper_set or variant or "?", paper_train_set=paper_set,
+        preset=preset or "?", seeds=seeds, final=final, final_std=final_std, best=best, diff_pp=diff_pp,
+        harness=harness, date=date, notes=tuple(notes), comparable=preset == "paper" and not data_notes, file=file,
+    )
+
+
+def _display_name(path: Path) -> str:
+    return clean_text(os.fsencode(path.name).decode("utf-8", "replace"))
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise MalformedResult("not a regular file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise MalformedResult(f"{size} bytes, more than the {MAX_FILE_BYTES} a result file may have")
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_FILE_BYTES + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedResult(f"not UTF-8 text (byte {exc.start})") from None
+
+    def no_constant(name: str) -> Any:
+        raise MalformedResult(f"{name} is not valid JSON (accuracies must be finite numbers)")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except MalformedResult:
+        raise
+    except json.JSONDecodeError as exc:
+        raise MalformedResult(f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise MalformedResult("JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal with more digits than Python converts
+        raise MalformedResult(f"invalid JSON ({exc})") from None
+
+
+def load_results(folder: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every valid result JSON directly inside ``folder``, and a ``"file: why"`` note per file skipped.
+
+    A file is skipped, never fatal, when it cannot be read, is not UTF-8 JSON (NaN and Infinity
+    included), is larger than :data:`MAX_FILE_BYTES`, or fails :func:`parse_result`. Each
+    returned record gets a ``_file`` key with its file name.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"results folder {folder} does not exist")
+    results, skipped = [], []
+    for path in sorted(folder.glob("*.json")):
+        shown = _display_name(path)
+        try:
+            data = _read_json(path)
+            parse_result(data, shown)
+        except MalformedResult as exc:
+            skipped.append(f"{shown}: {exc}")
+            continue
+        except OSError as exc:
+            skipped.append(f"{shown}: unreadable ({exc.strerror or type(exc).__name__})")
+            continue
+        data["_file"] = shown
+        results.append(data)
+    return results, skipped
+
+
+def checked_entries(results: Sequence[Any], skipped: Iterable[str] = ()) -> tuple[list[Entry], list[str]]:
+    """Rows of the records that pass :func:`parse_result`; the others join the skipped notes.
+
+    The renderers call this on whatever they are given, so records that did not come through
+    :func:`load_results` are checked too.
+    """
+    entries, notes = [], [clean_text(str(s))[:1000] for s in skipped]
+    for i, r in enumerate(results):
+        file = r.get("_file") if isinstance(r, dict) and isinstance(r.get("_file"), str) else f"result #{i + 1}"
+        file = clean_text(file)[:_MAX_TEXT]
+        try:
+            entries.append(parse_result(r, file))
+        except MalformedResult as exc:
+            notes.append(f"{file}: {exc}")
+    return entries, notes

@@ -1,0 +1,517 @@
+"""Leaderboard rendering: layout, paper rows, links, malformed result files and escaping.
+
+Everything here is built from the committed example results in ``leaderboard/examples/cpu-demo``
+(real ``score_submission`` output) and edited copies of them; nothing trains a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import math
+import random
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar10s.cli.leaderboard import main as lb_main
+from cifar10s.leaderboard import data_caveats, render_html, render_markdown, write_leaderboard
+from cifar10s.leaderboard import results as results_mod
+from cifar10s.leaderboard.render import load_results, render_svg
+from cifar10s.leaderboard.results import MalformedResult, checked_entries, parse_result
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "leaderboard" / "examples" / "cpu-demo"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def demo() -> list[dict]:
+    results, skipped = load_results(DEMO)
+    assert skipped == []
+    return results
+
+
+def example(demo: list[dict], method: str = "standard", train_set: str = "cifar10s") -> dict:
+    r = next(r for r in demo if r["submission"]["method"] == method and r["dataset"]["paper_train_set"] == train_set)
+    r = copy.deepcopy(r)
+    r.pop("_file", None)
+    return r
+
+
+def paper_run(demo: list[dict], *, model: str | None = "resnet18", method: str = "at", train_set: str = "cifar10s",
+              accs: tuple[float, ...] = (0.1261,), name: str = "ResNet-18 AT, full protocol") -> dict:
+    """A record as the harness writes it for a ``paper``-preset run on the official data."""
+    r = example(demo, "at" if method == "at" else "standard", "cifar10s")
+    r["submission"].update(name=name, model=model, method=method, slug=re.sub(r"\W+", "-", name.lower()))
+    if model is None:
+        r["submission"]["entry"] = "model.py"
+    r["dataset"].update(variant=train_set if train_set != "ops" else "ops-k1", paper_train_set=train_set,
+                        official_cifar10=True, num_train=50000,
+                        recipe="v1" if train_set in ("em", "cifar10s") else None)
+    r.update(preset="paper", preset_diff={}, paper_setting=True, seeds=list(range(len(accs))))
+    mean = sum(accs) / len(accs)
+    std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
+    r["summary"]["final_test_acc"] = {"mean": mean, "std": std, "n": len(accs), "values": list(accs)}
+    best = [min(1.0, a + 0.01) for a in accs]
+    r["summary"]["best_test_acc"] = {"mean": sum(best) / len(best), "std": 0.0, "n": len(best), "values": best}
+    return r
+
+
+def sections(page: str) -> dict[str, str]:
+    """HTML of each <section>, keyed by its <h2> title."""
+    out = {}
+    for chunk in page.split("<section>")[1:]:
+        title = re.search(r"<h2>(.*?)</h2>", chunk).group(1)
+        out[title] = chunk.split("</section>")[0]
+    return out
+
+
+def md_sections(md: str) -> dict[str, str]:
+    parts = re.split(r"^## (.+)$", md, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+# ------------------------------------------------------------------------------------------------
+# the committed examples and the empty board
+
+
+def test_committed_cpu_demo_results_still_load_and_render(demo):
+    """The example board in leaderboard/examples/cpu-demo stays readable by the current renderer,
+    and each of its results carries the caveats that keep it from passing for a paper number."""
+    assert len(demo) == 12
+    assert {(r["submission"]["method"], r["dataset"]["paper_train_set"]) for r in demo} == {
+        (m, v) for m in ("standard", "randaugment", "at") for v in ("clean", "em", "ops", "cifar10s")}
+    for r in demo:
+        assert r["paper_setting"] is False and r["preset_diff"]["lr"] == {"paper": 0.1, "used": 0.05}
+        assert "adversarial" not in r["preset_diff"] and "augmentation" not in r["preset_diff"]
+        has_em = r["dataset"]["paper_train_set"] in ("em", "cifar10s")
+        assert r["dataset"]["recipe"] == ("cpu-demo" if has_em else None)
+        assert len(data_caveats(r["dataset"])) == (2 if has_em else 1)
+    md = render_markdown(demo)
+    assert md.count("| lenet5 |") == 12 and "recipe 'cpu-demo'" in md
+    # all twelve are cpu-smoke runs on a subset: none lands in the comparable part
+    parts = md_sections(md)
+    assert "No result yet was scored with the paper preset" in parts["Comparable with the paper"]
+    assert parts["Not comparable with the paper"].count("| lenet5 |") == 12
+    # identical notes share one number: 1 settings note + 2 data notes for the whole board
+    assert re.findall(r"^- †(\d+):", md, flags=re.MULTILINE) == ["1", "2", "3"]
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thread):
+    """What the scorer writes today is what the board reads (the committed examples are older)."""
+    sub = tmp_path / "lenet"
+    sub.mkdir()
+    (sub / "submission.json").write_text(json.dumps({
+        "name": "LeNet-5 | fresh", "authors": ["A. Tester"], "link": "https://example.org/paper",
+        "model": "lenet5", "method": "standard"}))
+    out = tmp_path / "results"
+    assert lb_main(["score", str(sub), "--root", str(built_root), "--variant", "ops", "--preset", "cpu-smoke",
+                    "--seeds", "0", "--device", "cpu", "--out", str(out), "--quiet", "--set", "epochs=1"]) == 0
+    md_path, page_path, n, skipped = write_leaderboard(out, tmp_path / "site")
+    assert (n, skipped) == (1, [])
+    (result,) = load_results(out)[0]
+    final = 100 * result["summary"]["final_test_acc"]["mean"]
+    md = md_sections(md_path.read_text("utf-8"))["Not comparable with the paper"]
+    assert "| 1 | LeNet-5 \\| fresh [link](https://example.org/paper) | A. Tester | lenet5 | standard |" in md
+    assert f"| reproduced | {final:.2f} | – |" in md and "epochs=1 \\(paper 200\\)" in md
+
+
+def test_render_empty(tmp_path):
+    assert "No results yet" in render_markdown([]) and "No results yet" in render_html([])
+    results, skipped = load_results(tmp_path)
+    assert results == [] and skipped == []
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "missing")
+
+
+# ------------------------------------------------------------------------------------------------
+# layout: comparable vs not, reported vs reproduced, ranking, paper rows, chart
+
+
+def test_comparable_results_and_paper_rows_in_their_own_table(demo):
+    ours = paper_run(demo)  # ResNet-18, PGD AT, CIFAR-10-S: the paper reports 10.61%
+    page = render_html(demo + [ours])
+    comparable, other = sections(page)["Comparable with the paper"], sections(page)["Not comparable with the paper"]
+    assert "ResNet-18 AT, full protocol" in comparable and "ResNet-18 AT, full protocol" not in other
+    assert "cpu-smoke" not in comparable and other.count("cpu-smoke") == 12
+    # the paper's row sits in the same table, marked reported, with its own link; ours is reproduced
+    rows = re.findall(r'<tr class="(\w+)">(.*?)</tr>', comparable)
+    assert [c for c, _ in rows] == ["reproduced", "reported"]  # ranked by final accuracy: 12.61 > 10.61
+    assert ">12.61<" in rows[0][1] and ">+2.00<" in rows[0][1]  # Δ = ours - paper, in points
+    assert ">10.61<" in rows[1][1] and "One-Pixel Shortcut, Table 4" in rows[1][1]
+    assert 'href="https://arxiv.org/abs/2205.12141"' in rows[1][1]
+    # no paper row is shown beside the LeNet-5 runs: the paper has no LeNet-5 number for them
+    assert 'class="reported"' not in other
+
+    md = md_sections(render_markdown(demo + [ours]))
+    table = md["Comparable with the paper"]
+    assert "| reproduced | 12.61 | +2.00 |" in table and "| reported | 10.61 | – |" in table
+    assert "| reported |" not in md["Not comparable with the paper"]
+
+
+def test_a_data_caveat_alone_makes_a_paper_preset_result_not_comparable(demo):
+    subset = paper_run(demo, name="paper preset on a subset")
+    subset["dataset"].update(official_cifar10=False, num_train=10000)
+    md = md_sections(render_markdown([subset]))
+    assert "paper preset on a subset" in md["Not comparable with the paper"]
+    assert "paper preset on a subset" not in md["Comparable with the paper"]
+    assert "not the official release \\(10000 training images\\)" in md["Not comparable with the paper"]
+
+
+def test_ranked_by_final_accuracy_never_by_best_epoch(demo):
+    # A has the better best-epoch number (selected on the test set), B the better final one
+    a = paper_run(demo, name="A", method="standard", train_set="clean", accs=(0.30,))
+    a["summary"]["best_test_acc"] = {"mean": 0.90, "std": 0.0, "n": 1, "values": [0.90]}
+    b = paper_run(demo, name="B", method="randaugment", train_set="clean", accs=(0.40,))
+    md = render_markdown([a, b])
+    assert md.index("| 1 | B ") < md.index("| 2 | A ")
+    assert "Best epoch, selected on test (%)" in md
+    page = render_html([a, b])
+    assert page.index(">B<") < page.index(">A<")
+    heads = re.findall(r'<th data-key="(\w+)"[^>]*?( aria-sort="\w+")?>', page)
+    assert [k for k, sort in heads if sort] == ["final"]  # the default order, shown on its column only
+    assert "selected on test" in page and "never used for ranking" in page
+
+
+def test_chart_puts_paper_points_only_beside_the_same_model(demo):
+    resnet = paper_run(demo)  # ResNet-18 / at / CIFAR-10-S: paper value exists
+    lenet = paper_run(demo, model="lenet5", name="LeNet-5 AT")  # same method and data, another model
+    custom = paper_run(demo, model=None, name="Custom AT")  # own code: no paper number at all
+    svg = ET.fromstring(render_svg([resnet, lenet, custom]))
+    groups = {g.get("data-model"): g for g in svg.iter(f"{SVG}g") if g.get("class") == "group"}
+    assert set(groups) == {"resnet18", "lenet5", "custom (model.py)"}
+    for model, g in groups.items():
+        bars = [r for r in g.iter(f"{SVG}rect") if r.get("class") == "bar"]
+        diamonds = [p for p in g.iter(f"{SVG}path") if p.get("class") == "paper"]
+        assert len(bars) == 1 and f": {model}, at, CIFAR-10-S" in bars[0].find(f"{SVG}title").text
+        if model != "resnet18":
+            assert diamonds == []
+            continue
+        # the paper's ResNet-18 AT numbers: CIFAR-10-S (on our bar) and EM (its own slot in the group)
+        titles = sorted(p.find(f"{SVG}title").text for p in diamonds)
+        assert titles == ["paper (resnet18, at, CIFAR-10-S (EM + OPS)): 10.61%", "paper (resnet18, at, EM noise only): 83.02%"]
+        centre = float(bars[0].get("x")) + float(bars[0].get("width")) / 2
+        on_bar = next(p for p in diamonds if "10.61" in p.find(f"{SVG}title").text)
+        assert float(re.match(r"M([\d.]+) ", on_bar.get("d")).group(1)) == centre
+    assert len([p for p in svg.iter(f"{SVG}path") if p.get("class") == "paper"]) == 2
+    # and the table gives the other models no Δ and no paper row
+    md = render_markdown([lenet, custom])
+    assert "| reported |" not in md and "+2.00" not in md
+
+
+def test_links_paper_code_and_only_http(demo):
+    r = paper_run(demo)
+    r["submission"].update(link="https://github.com/someone/entry", paper="https://arxiv.org/abs/1234.5678")
+    page, md = render_html([r]), render_markdown([r])
+    assert '<a href="https://arxiv.org/abs/1234.5678" rel="nofollow noopener noreferrer">paper</a>' in page
+    assert '<a href="https://github.com/someone/entry" rel="nofollow noopener noreferrer">code</a>' in page
+    assert "[paper](https://arxiv.org/abs/1234.5678)" in md and "[code](https://github.com/someone/entry)" in md
+    for bad in ("javascript:alert(1)", "data:text/html,<b>x</b>", "//evil.example/x", "https://a b/c",
+                "https://x.example/\"onmouseover=alert(1)", "ftp://x.example/f"):
+        r["submission"].update(link=bad, paper=None)
+        page, md = render_html([r]), render_markdown([r])
+        hrefs = re.findall(r'href="([^"]*)"', page)
+        assert all(h.startswith(("https://arxiv.org/", "https://github.com/cychomatica/", "#fn-")) for h in hrefs), hrefs
+        links = re.findall(r"(?<!\\)\]\((.*?)\)", md)  # only the paper row's two links are left
+        assert sorted(links) == ["https://arxiv.org/abs/2205.12141", "https://github.com/cychomatica/One-Pixel-Shotcut"]
+
+
+def test_footnotes_are_on_the_page_not_only_on_hover(demo):
+    page = render_html(demo)
+    notes = re.findall(r'<li id="fn-(\d+)" value="\d+">(.*?)</li>', page)
+    assert [k for k, _ in notes] == ["1", "2", "3"]
+    assert "settings differ from the paper&#x27;s: amp=false (paper true)" in notes[0][1]
+    assert " title=" not in page.split("<svg")[0]  # nothing hidden in tooltips above the chart
+    assert page.count('<a href="#fn-1">†1</a>') == 12  # every demo row points at its note
+
+
+# ------------------------------------------------------------------------------------------------
+# malformed and hostile result files: skipped with a note, never fatal
+
+
+def _set(path: str, value):
+    def edit(r: dict) -> dict:
+        *parents, last = path.split(".")
+        d = r
+        for p in parents:
+            d = d[p]
+        d[last] = value
+        return r
+    return edit
+
+
+def _drop(path: str):
+    def edit(r: dict) -> dict:
+        *parents, last = path.split(".")
+        d = r
+        for p in parents:
+            d = d[p]
+        del d[last]
+        return r
+    return edit
+
+
+# (id, bytes or an edit of a good record, what the skip note must say)
+MALFORMED = [
+    ("invalid-json", b'{"format": "cifar10s-leaderboard-result",', "invalid JSON"),
+    ("empty-file", b"", "invalid JSON"),
+    ("not-utf8", b'{"format": "cifar10s-leaderboard-result", "x": "\xff\xfe"}', "not UTF-8"),
+    ("utf16", '{"format": 1}'.encode("utf-16"), "not UTF-8"),
+    ("nan", lambda r: json.dumps(_set("summary.final_test_acc.mean", float("nan"))(r)), "NaN is not valid JSON"),
+    ("infinity", lambda r: json.dumps(_set("summary.final_test_acc.std", float("inf"))(r)), "Infinity is not valid"),
+    ("deep-nesting", b"[" * 200_000 + b"]" * 200_000, "JSON"),
+    ("huge-int", lambda r: json.dumps(r).replace('"num_train": 10000', '"num_train": ' + "9" * 5000),
+     "invalid JSON"),
+    ("list-top-level", lambda r: [r], "the file must be an object, got a list"),
+    ("string-top-level", lambda r: json.dumps("a result"), "must be an object, got a string"),
+    ("wrong-format", _set("format", "something-else"), "not a cifar10s-leaderboard-result file"),
+    ("no-format", _drop("format"), "not a cifar10s-leaderboard-result file"),
+    ("newer-version", _set("format_version", 99), "newer than this renderer reads"),
+    ("missing-submission", _drop("submission"), "submission must be an object, got nothing"),
+    ("submission-list", _set("submission", ["name"]), "submission must be an object, got a list"),
+    ("missing-name", _drop("submission.name"), "submission.name must be a string"),
+    ("name-number", _set("submission.name", 42), "submission.name must be a string, got int"),
+    ("name-empty", _set("submission.name", "  \n "), "submission.name is empty"),
+    ("name-huge", _set("submission.name", "x" * 100_000), "submission.name is 100000 characters long"),
+    ("authors-string", _set("submission.authors", "A. Author"), "submission.authors must be a list"),
+    ("author-dict", _set("submission.authors", [{"name": "A"}]), "submission.authors[0] must be a string"),
+    ("method-missing", _drop("submission.method"), "submission.method must be a string"),
+    ("missing-dataset", _drop("dataset"), "dataset must be an object"),
+    ("variant-list", _set("dataset.variant", ["cifar10s"]), "dataset.variant must be a string, got a list"),
+    ("official-string", _set("dataset.official_cifar10", "yes"), "dataset.official_cifar10 must be true or false"),
+    ("missing-summary", _drop("summary"), "summary must be an object"),
+    ("missing-final", _drop("summary.final_test_acc"), "summary.final_test_acc must be an object"),
+    ("mean-missing", _drop("summary.final_test_acc.mean"), "summary.final_test_acc.mean is missing or null"),
+    ("mean-string", _set("summary.final_test_acc.mean", "0.47"), "summary.final_test_acc.mean must be a number"),
+    ("mean-bool", _set("summary.final_test_acc.mean", True), "must be a number, got a boolean"),
+    ("mean-percent", _set("summary.final_test_acc.mean", 47.05), "is outside [0, 1]"),
+    ("mean-negative", _set("summary.final_test_acc.mean", -0.1), "is outside [0, 1]"),
+    ("mean-above-one", _set("summary.final_test_acc.mean", 1.0000001), "is outside [0, 1]"),
+    ("value-above-one", _set("summary.final_test_acc.values", [0.5, 2.0]), "values[1] = 2.0 is outside [0, 1]"),
+    ("best-outside", _set("summary.best_test_acc.mean", 3.0), "summary.best_test_acc.mean = 3.0 is outside"),
+    ("mean-disagrees", _set("summary.final_test_acc.mean", 0.99), "mean does not match the mean of"),
+    ("n-disagrees", _set("summary.final_test_acc.n", 5), "n = 5 but 2 values are given"),
+    ("std-string", _set("summary.final_test_acc.std", "small"), "summary.final_test_acc.std must be a number"),
+    ("values-dict", _set("summary.final_test_acc.values", {"0": 0.5}), "values must be a list"),
+    ("preset-missing", _drop("preset"), "preset must be a string"),
+    ("preset-dict", _set("preset", {"name": "paper"}), "preset must be a string, got an object"),
+    ("preset-diff-list", _set("preset_diff", ["epochs"]), "preset_diff must be an object, got a list"),
+    ("preset-diff-value", _set("preset_diff", {"epochs": 20}), "preset_diff.epochs must be an object"),
+    ("seeds-dict", _set("seeds", {"0": 0}), "seeds must be a list"),
+    ("seed-string", _set("seeds", ["0"]), "seeds[0] must be an integer"),
+    ("code-list", _set("code", ["0.1.0"]), "code must be an object"),
+    ("created-number", _set("created_utc", 20261125), "created_utc must be a string"),
+]
+
+
+@pytest.mark.parametrize("case,bad,reason", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_a_malformed_file_is_skipped_with_a_note_naming_it(tmp_path, demo, case, bad, reason, capsys):
+    good = example(demo)
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    if callable(bad):
+        bad = bad(copy.deepcopy(good))
+        bad = (bad if isinstance(bad, str) else json.dumps(bad)).encode("utf-8")
+    (tmp_path / f"bad-{case}.json").write_bytes(bad)
+
+    results, skipped = load_results(tmp_path)
+    assert [r["_file"] for r in results] == ["good.json"]
+    assert len(skipped) == 1 and skipped[0].startswith(f"bad-{case}.json: ") and reason in skipped[0], skipped
+
+    site = tmp_path / "site"
+    assert lb_main(["leaderboard", "--results", str(tmp_path), "--out", str(site)]) == 0
+    assert f"skipped bad-{case}.json: " in capsys.readouterr().out
+    md, page = (site / "leaderboard.md").read_text("utf-8"), (site / "index.html").read_text("utf-8")
+    assert md.count("| lenet5 |") == 1 and f"bad\\-{case}.json" not in md.split("## Skipped files")[0]
+    assert f"bad-{case}.json" in md.split("## Skipped files")[1].replace("\\", "")
+    assert f"bad-{case}.json" in sections(page)["Skipped files"] and page.count('<tr class="reproduced">') == 1
+
+
+def test_files_that_are_not_plain_small_files(tmp_path, demo, monkeypatch):
+    good = json.dumps(example(demo))
+    (tmp_path / "good.json").write_text(good)
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "big.json").write_text(good + " " * 5000)
+    (tmp_path / "notes.txt").write_text("not a .json: ignored")
+    monkeypatch.setattr(results_mod, "MAX_FILE_BYTES", len(good) + 100)
+    results, skipped = load_results(tmp_path)
+    assert [r["_file"] for r in results] == ["good.json"]
+    too_big = f"big.json: {len(good) + 5000} bytes, more than the {len(good) + 100} a result file may have"
+    assert sorted(skipped) == [too_big, "dangling.json: not a regular file", "folder.json: not a regular file"]
+
+
+def test_file_names_are_shown_safely(tmp_path, demo):
+    good = json.dumps(example(demo))
+    (tmp_path / "good.json").write_text(good)
+    (tmp_path / "<img src=x onerror=alert(1)> | [a](javascript:x).json").write_text("{}")
+    with open(bytes(tmp_path) + b"/caf\xe9.json", "wb") as fh:  # a name that is not UTF-8 (Latin-1 bytes)
+        fh.write(b"[]")
+    md_path, page_path, n, skipped = write_leaderboard(tmp_path, tmp_path / "site")
+    assert n == 1 and len(skipped) == 2 and any(s.startswith("caf\ufffd.json: ") for s in skipped)
+    page, md = page_path.read_text("utf-8"), md_path.read_text("utf-8")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt; \\| \\[a\\]\\(javascript:x\\).json" in md
+
+
+def test_renderers_check_records_given_directly(demo):
+    good = example(demo)
+    bad = copy.deepcopy(good)
+    bad["summary"]["final_test_acc"]["mean"] = float("nan")
+    records = [good, bad, "not a record", None, {**good, "_file": "named.json", "preset": 7}]
+    entries, skipped = checked_entries(records)
+    assert len(entries) == 1
+    assert skipped == ["result #2: summary.final_test_acc.mean is nan, not a finite number",
+                       "result #3: the file must be an object, got a string",
+                       "result #4: the file must be an object, got nothing (missing or null)",
+                       "named.json: preset must be a string, got int"]
+    md, page = render_markdown(records), render_html(records)
+    assert md.count("| lenet5 |") == 1 and page.count('<tr class="reproduced">') == 1
+    assert "result \\#2: summary.final\\_test\\_acc.mean is nan" in md and "named.json: preset" in page
+    assert len(ET.fromstring(render_svg(records)).findall(f".//{SVG}rect[@class='bar']")) == 1
+
+
+def test_random_corruption_never_escapes_as_another_error(demo):
+    """Seeded fuzzing: replace random parts of a real record with junk; the checker must accept
+    the record or refuse it with MalformedResult, and the renderers must still produce a page."""
+    rng = random.Random(20230501)
+    junk = [None, "", "x" * 300, "<b>|</b>\n", -1, 2**70, 1e308, -0.5, 1.5, True, [], {}, [None], {"a": []},
+            float("nan"), float("inf"), "\udcff", 0.5]
+    base = example(demo)
+
+    def paths(obj, prefix=()):
+        yield prefix
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from paths(v, prefix + (k,))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj[:3]):
+                yield from paths(v, prefix + (i,))
+
+    all_paths = [p for p in paths(base) if p and p[0] not in ("per_seed", "environment", "config", "test_set")]
+    accepted = refused = 0
+    records = []
+    for _ in range(400):
+        r = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(all_paths)
+            d = r
+            try:
+                for p in path[:-1]:
+                    d = d[p]
+                d[path[-1]] = copy.deepcopy(rng.choice(junk))
+            except (KeyError, IndexError, TypeError):
+                continue
+        try:
+            parse_result(r)
+            accepted += 1
+        except MalformedResult:
+            refused += 1
+        records.append(r)
+    assert accepted > 20 and refused > 100  # both outcomes were exercised
+    entries, skipped = checked_entries(records)
+    assert len(entries) == accepted and len(skipped) == refused
+    page, md = render_html(records), render_markdown(records)
+    page.encode("utf-8"), md.encode("utf-8")  # no lone surrogates left anywhere
+    assert page.count("<script>") == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# escaping
+
+
+HOSTILE = ("<script>alert(1)</script> | cell\n## heading\r\n![x](http://evil.example/p.png) "
+           "[click](javascript:alert(1)) <img src=x onerror=alert(1)> `tick` **bold** &amp; \u202e\u2028$x$")
+
+
+def hostile_record(demo: list[dict]) -> dict:
+    r = example(demo)
+    r["submission"].update(name=HOSTILE[:190], authors=["A | B", "<i>C</i>\n- item"], method="at|<b>x</b>",
+                           model="lenet5</td><td>", defense="jpeg\n|", defense_kwargs={"q|<x>": "</script>"},
+                           link="javascript:alert(1)")
+    r["dataset"].update(variant="cifar10s\n# injected <h1>", paper_train_set="weird | set\n## x")
+    r["preset"] = "cpu|smoke <b>"
+    r["preset_diff"] = {"<i>k</i>|": {"paper": "</script><script>alert(2)</script>", "used": "|\n|"}}
+    r["code"] = {"cifar10s": "0.1 | <b>", "git_commit": "not-a-sha <x>"}
+    r["created_utc"] = "<b>2026</b>|"
+    return r
+
+
+def test_markdown_escapes_every_field(demo):
+    md = render_markdown([hostile_record(demo), example(demo)], skipped=["x.json: <img src=y> | ![a](http://e/i)"])
+    assert "<" not in md and ">" not in md.replace("&gt;", "")  # no raw HTML at all
+    assert "![" not in md  # no image, remote or not
+    assert "\u202e" not in md and "\u2028" not in md and "\r" not in md
+    links = re.findall(r"(?<!\\)\]\((.*?)\)", md)
+    assert all(link.startswith("https://") for link in links), links
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    assert all(re.fullmatch(r"# CIFAR-10-S leaderboard|## (Not c|C)omparable with the paper|### Training set: .*"
+                            r"|## Skipped files", h) for h in headings), headings
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    cells = {len(re.findall(r"(?<!\\)\|", line)) for line in table_lines}
+    assert cells == {17}, cells  # 16 columns on every line: no pipe broke out of a cell
+    row = next(line for line in table_lines if "alert" in line)
+    assert "\\<" not in row and "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| cell \\#\\# heading" in row
+    assert "\\!\\[x\\]\\(http://evil.example/p.png\\)" in row and "\\*\\*bold\\*\\*" in row and "\\`tick\\`" in row
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+
+
+ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "label", "input",
+                "span", "section", "table", "thead", "tbody", "tr", "th", "td", "button", "small", "a", "ol", "li",
+                "ul", "i", "b", "code", "svg", "g", "text", "line", "rect", "path", "script"}
+
+
+def test_html_escapes_everything_and_runs_only_its_own_script(demo):
+    page = render_html([hostile_record(demo), example(demo), paper_run(demo)],
+                       skipped=["x.json: <img src=y onerror=alert(3)>"])
+    parser = _Tags()
+    parser.feed(page)
+    names = [t for t, _ in parser.tags]
+    assert set(names) <= ALLOWED_TAGS, set(names) - ALLOWED_TAGS
+    assert names.count("script") == 1 and names.count("h1") == 1 and "img" not in names
+    for tag, attrs in parser.tags:
+        assert not any(a.startswith("on") for a in attrs), (tag, attrs)
+        assert "src" not in attrs and "style" not in attrs
+        if tag == "a":
+            assert attrs["href"].startswith(("https://", "#fn-")), attrs
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "alert(2)" in page  # shown, as text
+    # the one script is the renderer's, and the Content-Security-Policy admits exactly it
+    (script,) = parser.scripts
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert f"script-src 'sha256-{digest}'" in csp and "default-src 'none'" in csp
+    assert "alert" not in script
+    # self-contained: nothing is loaded from anywhere
+    assert "<link" not in page and "@import" not in page and "url(" not in page
