@@ -45,7 +45,10 @@ class CIFAR10S(VisionDataset):
         cifar10: explicit CIFAR-10 source (archive or folder) to build from.
         verify: check every array's sha256 against the manifest on load (default). With False
             only sizes, shapes and dtypes are checked.
-        mmap: memory-map the arrays (default) instead of reading them into memory.
+        mmap: memory-map the arrays (default, copy-on-write: writes to ``data`` stay in memory)
+            instead of reading them into memory.
+        repo_id / revision: the Hub release ``download=True`` tries first (default: the package's
+            pinned release); pin a release by its commit sha.
 
     Attributes match torchvision's CIFAR10: ``data`` (N, 32, 32, 3) uint8, ``targets`` (list of
     int), ``classes``, ``class_to_idx``; plus ``manifest`` (provenance of the loaded data) and
@@ -66,6 +69,8 @@ class CIFAR10S(VisionDataset):
         cifar10: str | os.PathLike[str] | None = None,
         verify: bool = True,
         mmap: bool = True,
+        repo_id: str | None = None,
+        revision: str | None = None,
     ) -> None:
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.train = train
@@ -74,8 +79,8 @@ class CIFAR10S(VisionDataset):
         )
         wanted = self.variant if train else VariantSpec("clean")
         folder = variant_folder(self.root, wanted)
-        if download and cifar10 is None and not is_complete(folder):
-            self._fetch_release(wanted)
+        if download and not is_complete(folder) and self._hub_first(wanted, cifar10):
+            self._fetch_release(wanted, repo_id, revision)
         if download and (not is_complete(folder) or self._other_source(folder, cifar10)):
             build_variant(self.root, wanted, cifar10=cifar10, download=True)
         if not is_complete(folder):
@@ -93,25 +98,30 @@ class CIFAR10S(VisionDataset):
         self.classes: list[str] = list(self.manifest["classes"])
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    def _fetch_release(self, spec: VariantSpec) -> None:
-        """Try the pinned Hub release first; on failure say so and let the local build run."""
-        from .hub.client import (
-            DEFAULT_REPO_ID,
-            DEFAULT_REVISION,
-            HubUnavailable,
-            fetch_variant,
-        )
+    def _hub_first(self, spec: VariantSpec, cifar10: str | os.PathLike[str] | None) -> bool:
+        """Whether to try the pinned Hub release before building.
 
+        Not when a CIFAR-10 copy was given (the user wants data built from it), nor when a copy
+        sits under ``root`` and the variant needs no EM (a local build takes seconds).
+        """
+        if cifar10 is not None:
+            return False
+        from .sources.cifar10 import find_cifar10
+
+        return spec.kind in ("em", "cifar10s") or find_cifar10(self.root) is None
+
+    def _fetch_release(self, spec: VariantSpec, repo_id: str | None, revision: str | None) -> None:
+        """Try the Hub release first; if it cannot be had, say so in one line and build locally."""
+        from .hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, HubUnavailable, fetch_variant
+
+        repo_id, revision = repo_id or DEFAULT_REPO_ID, revision or DEFAULT_REVISION
         try:
-            fetch_variant(self.root, spec.folder_name)
+            fetch_variant(self.root, spec.folder_name, repo_id=repo_id, revision=revision)
         except HubUnavailable as exc:
-            warnings.warn(
-                f"could not fetch {spec.folder_name!r} from the Hub ({DEFAULT_REPO_ID}@{DEFAULT_REVISION}): "
-                f"{exc}. Building it locally from CIFAR-10 instead"
-                + (" - EM noise with the full recipe takes hours on a GPU and far longer on a CPU."
-                   if spec.kind in ("em", "cifar10s") else "."),
-                stacklevel=3,
-            )
+            reason = str(exc).split(";")[0].split(". ")[0][:100]
+            slow = " (EM: hours on a GPU)" if spec.uses_em else ""
+            warnings.warn(f"{repo_id}@{revision} not fetched ({reason}); building {spec.folder_name} locally{slow}",
+                          stacklevel=3)
 
     @staticmethod
     def _other_source(folder: Path, cifar10: str | os.PathLike[str] | None) -> bool:

@@ -370,7 +370,10 @@ def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True) 
 
 def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str, Any], *, mmap: bool = True) -> np.ndarray:
     """Load one listed array without pickle, memory-mapped by default, after checking its name,
-    its entry and its ``.npy`` header against the manifest (so no size is trusted blindly)."""
+    its entry and its ``.npy`` header against the manifest (so no size is trusted blindly).
+
+    The map is copy-on-write: ``arr[i] = ...`` (common in poisoning code) changes the array in
+    memory and never the file on disk."""
     folder = Path(folder)
     where = str(folder / MANIFEST)
     files = manifest.get("files") if isinstance(manifest, Mapping) else None
@@ -382,7 +385,7 @@ def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str,
     f = folder / name
     _check_npy(f, entry, _regular_file(f).st_size)
     try:
-        arr = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        arr = np.load(f, mmap_mode="c" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise IntegrityError(f"{f}: unreadable array ({str(exc)[:200]}); {_REBUILD}") from exc
     if list(arr.shape) != entry["shape"] or arr.dtype != np.dtype(entry["dtype"]):
@@ -409,11 +412,24 @@ def environment_record() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def build_lock(root: str | os.PathLike[str], timeout: float = -1) -> Iterator[None]:
-    """Exclusive lock for building into ``root`` (blocks until free, across processes)."""
+    """Exclusive lock for building into ``root`` (blocks until free, across processes).
+
+    Folders that this call created are removed again if nothing but the lock ended up in them
+    (a build that failed before writing anything leaves no empty ``cifar10s-v1/`` behind).
+    """
     d = data_dir(root)
+    created = [p for p in (Path(root).expanduser(), d) if not p.exists()]
     d.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(d / ".build.lock"), timeout=timeout):
-        yield
+    lock = d / ".build.lock"
+    try:
+        with FileLock(str(lock), timeout=timeout):
+            yield
+    finally:
+        if d in created and [p.name for p in d.iterdir()] == [lock.name]:
+            lock.unlink(missing_ok=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when empty
 
 
 def remove_stale_staging(root: str | os.PathLike[str]) -> list[Path]:

@@ -34,6 +34,10 @@ class VariantSpec:
         return self.kind in ("ops", "cifar10s")
 
     @property
+    def uses_em(self) -> bool:
+        return self.kind in ("em", "cifar10s")
+
+    @property
     def folder_name(self) -> str:
         """Stable folder name, e.g. ``clean``, ``ops-k1``, ``ops-k3-paper-eq3``, ``cifar10s``."""
         if not self.uses_ops:

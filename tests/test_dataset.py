@@ -106,3 +106,24 @@ def test_variant_names_parse_and_bad_ones_fail():
         parse_variant("ops-k3", pixels=2)
     with pytest.raises(ValueError, match="no shortcut pixels"):
         VariantSpec("clean", pixels=2)
+
+
+def test_data_is_copy_on_write(tmp_path, tiny_archive):
+    """Poisoning code writes into ds.data; the files on disk must not change."""
+    from cifar10s.store import TRAIN_IMAGES
+
+    build_variant(tmp_path, VariantSpec("ops"), cifar10=tiny_archive, progress=False)
+    ds = CIFAR10S(tmp_path, variant="ops")
+    before = (variant_folder(tmp_path, VariantSpec("ops")) / TRAIN_IMAGES).read_bytes()
+    ds.data[0] = 0
+    ds.data[1, 0, 0] = (1, 2, 3)
+    assert int(ds.data[0].max()) == 0 and tuple(ds.data[1, 0, 0]) == (1, 2, 3)
+    assert (variant_folder(tmp_path, VariantSpec("ops")) / TRAIN_IMAGES).read_bytes() == before
+    assert CIFAR10S(tmp_path, variant="ops", verify=True).data[0].max() > 0
+
+
+def test_not_built_is_a_runtime_error_like_torchvision(tmp_path):
+    with pytest.raises(RuntimeError) as exc:
+        CIFAR10S(tmp_path, variant="ops")
+    assert isinstance(exc.value, NotBuiltError)
+    assert "download=True" in str(exc.value) and "--download" not in str(exc.value)

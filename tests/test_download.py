@@ -156,7 +156,7 @@ def test_server_error_is_retried(tmp_path, payload):
 
 
 def test_persistent_server_error_gives_up_with_hint(tmp_path, payload):
-    with Server(payload) as srv, pytest.raises(DownloadError, match="gave up after 3 attempts.*--cifar10"):
+    with Server(payload) as srv, pytest.raises(DownloadError, match="gave up after 3 attempts.*cifar10=PATH"):
         srv.script = ["500"] * 10
         download_file(srv.url, tmp_path / "f", md5(payload), progress=False, retries=2, backoff=0)
 
@@ -180,8 +180,46 @@ def test_offline_error_says_how_to_supply_a_local_copy(tmp_path):
         download_cifar10(tmp_path, url=f"http://127.0.0.1:{port}/cifar-10-python.tar.gz", progress=False,
                          retries=1, backoff=0)
     msg = str(info.value)
-    assert "offline" in msg and "--cifar10 PATH" in msg and str(tmp_path) in msg
+    assert "offline" in msg and "cifar10=PATH" in msg and str(tmp_path) in msg
+    assert ".part" not in msg  # nothing was received, so no partial file is claimed
     assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+
+
+def test_unresolvable_name_fails_at_once_without_retries(tmp_path):
+    """Offline, the name does not resolve: retrying with back-off only makes the user wait."""
+    import socket
+    import time
+
+    calls = []
+
+    class Offline(requests.Session):
+        def get(self, *a, **kw):
+            calls.append(a[0])
+            try:
+                raise socket.gaierror(-3, "Temporary failure in name resolution")
+            except socket.gaierror as exc:
+                raise requests.ConnectionError("Max retries exceeded (NameResolutionError)") from exc
+
+    t0 = time.perf_counter()
+    with pytest.raises(DownloadError) as info:
+        download_cifar10(tmp_path, progress=False, session=Offline(), retries=5, backoff=10)
+    assert time.perf_counter() - t0 < 5 and len(calls) == 1
+    msg = str(info.value)
+    assert "could not be resolved" in msg and "cifar10=PATH" in msg and ".part" not in msg
+
+
+def test_failed_build_leaves_no_empty_data_folder(tmp_path, monkeypatch):
+    """A build whose download fails removes the folders it created (root and cifar10s-v1/)."""
+    from cifar10s.cli.main import main
+    import cifar10s.sources.cifar10 as cifar10_module
+
+    def offline(root, **kw):
+        raise DownloadError("the download server's name could not be resolved (no network?); pass cifar10=PATH")
+
+    monkeypatch.setattr(cifar10_module, "download_cifar10", offline)
+    root = tmp_path / "data"
+    assert main(["build", "--variant", "ops", "--root", str(root), "--download", "--quiet"]) == 1
+    assert not root.exists()
 
 
 def test_requests_session_is_used_when_given(tmp_path, payload):

@@ -309,10 +309,33 @@ def test_dataset_download_fetches_the_pinned_release(hub, built, tmp_path, monke
 
 
 def test_dataset_download_falls_back_to_local_build_when_hub_is_down(tmp_path, monkeypatch):
+    """No local copy: the Hub is tried; when it is down, one short line, then the local build."""
+    import cifar10s.dataset as dataset_module
+
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{refused_port()}")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    make_cifar_archive(tmp_path / "cifar-10-python.tar.gz")  # a local copy under root
-    with pytest.warns(UserWarning, match="Building it locally"):
+    archive = make_cifar_archive(tmp_path / "elsewhere.tar.gz")
+    real_build = dataset_module.build_variant
+    # stands in for the official download the local build would otherwise start
+    monkeypatch.setattr(dataset_module, "build_variant",
+                        lambda root, spec, **kw: real_build(root, spec, **{**kw, "cifar10": archive, "download": False}))
+    root = tmp_path / "root"
+    with pytest.warns(UserWarning) as record:
+        ds = CIFAR10S(root, variant="ops", download=True)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1 and "\n" not in messages[0] and len(messages[0]) < 240
+    assert "not fetched" in messages[0] and "building ops-k1 locally" in messages[0]
+    assert len(ds) == 100 and "fetched_from" not in ds.manifest
+
+
+def test_dataset_download_skips_the_hub_when_a_local_copy_builds_in_seconds(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{refused_port()}")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    make_cifar_archive(tmp_path / "cifar-10-python.tar.gz")  # a local copy under root; ops needs no EM
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         ds = CIFAR10S(tmp_path, variant="ops", download=True)
     assert len(ds) == 100 and "fetched_from" not in ds.manifest
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar10s.cli.leaderboard import main as lb_main
+from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import data_caveats, render_html, render_markdown, write_leaderboard
 from cifar10s.leaderboard import results as results_mod
 from cifar10s.leaderboard.render import load_results, render_svg

@@ -183,7 +183,7 @@ def load_cifar10(path: str | os.PathLike[str]) -> CIFAR10Arrays:
     if not path.exists():
         raise SourceError(
             f"CIFAR-10 source {path} does not exist. Pass the official cifar-10-python.tar.gz, "
-            "an extracted 'cifar-10-batches-py' folder, or use download=True / --download."
+            "an extracted 'cifar-10-batches-py' folder, or use download=True."
         )
     members = _read_members_from_tar(path) if path.is_file() else _read_members_from_dir(path)
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in members]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -41,8 +42,26 @@ def _offline_hint(url: str, dest: Path) -> str:
     return (
         f"could not download {url}. If this machine is offline, fetch the file elsewhere and "
         f"either copy it to {dest} or pass its path (an archive or an extracted "
-        f"'cifar-10-batches-py' folder) with --cifar10 PATH / CIFAR10S(..., cifar10=PATH)."
+        f"'cifar-10-batches-py' folder) as cifar10=PATH."
     )
+
+
+def _name_not_resolved(exc: BaseException) -> bool:
+    """True when the host name could not be resolved: offline, so retrying cannot help."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return True
+        stack += [e.__cause__, e.__context__, *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]]
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
 
 
 def download_file(
@@ -81,11 +100,15 @@ def download_file(
                 raise DownloadError(f"{url} answered HTTP {status}; " + _offline_hint(url, dest)) from exc
             last_error = exc
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            if _name_not_resolved(exc):
+                raise DownloadError("the download server's name could not be resolved (no network?); "
+                                    + _offline_hint(url, dest)) from exc
             last_error = exc
     else:
+        kept = (f"partial data kept in {part} and will be resumed next time. "
+                if part.is_file() and part.stat().st_size > 0 else "")
         raise DownloadError(
-            f"gave up after {retries + 1} attempts ({last_error}); partial data kept in {part} "
-            "and will be resumed next time. " + _offline_hint(url, dest)
+            f"gave up after {retries + 1} attempts ({last_error}); " + kept + _offline_hint(url, dest)
         ) from last_error
     if md5 is not None:
         got = file_md5(part)
