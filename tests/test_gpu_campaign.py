@@ -38,7 +38,7 @@ def test_campaign_dry_run_runs_every_phase(tmp_path, tiny_archive):
     for r in effect["runs"]:
         assert 0.0 <= r["final_test_acc"] <= 1.0 and "epochs" in r["differs_from_paper"]
     grid = json.loads((out / "grid.json").read_text())["results"]
-    assert {r["method"] for r in grid["runs"]} >= {"randaugment", "randaugment-tv", "mixup", "standard+mixup"}
+    assert {r["augmentation"] for r in grid["runs"]} >= {"randaugment", "randaugment-tv", "mixup", "standard+mixup"}
     summary = (out / "summary.md").read_text()
     assert all(f"## {p}" in summary for p in phases)
 

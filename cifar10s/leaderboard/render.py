@@ -73,16 +73,19 @@ def _paper_entries(reproduced: Sequence[Entry], comparable: bool) -> list[Entry]
     links = tuple((label, url) for label, url in (("paper", http_url(paper.get("arxiv"), "paper")),
                                                   ("code", http_url(paper.get("code"), "code"))) if url)
     out = []
-    for r in rows():
-        if r.test_acc is None or r.setting is not None or (r.model, r.method, r.train_set) not in keys:
+    seen: set[tuple[str, str, str]] = set()
+    for r in rows():  # paper order: a setting printed in several tables is shown once, from the first
+        key = (r.model, r.method, r.train_set)
+        if r.test_acc is None or key not in keys or key in seen:
             continue
+        seen.add(key)
         table = r.table.replace("table", "Table ")
         out.append(Entry(
             source="reported", name=f"Wu et al., One-Pixel Shortcut, {table}", authors=(), links=links,
             model=r.model, model_key=r.model, method=r.method, defense="", variant=r.train_set,
             train_set=r.train_set, paper_train_set=r.train_set, preset="paper", seeds=None,
             final=r.test_acc / 100.0, final_std=None, best=None, diff_pp=None, harness="–", date="2023",
-            notes=(f"paper value: {clean_text(r.note)}",) if r.note else (), comparable=comparable, file="",
+            notes=(), comparable=comparable, file="",
         ))
     return out
 
