@@ -1,4 +1,4 @@
-"""Leaderboard subcommands: ``score``/``submit``, ``validate``, ``leaderboard``, ``shuffle``, ``baselines``.
+"""Leaderboard subcommands: ``score``/``submit``, ``validate``, ``leaderboard``, ``baselines``.
 
 ``cifar10s.cli.main`` adds them with :func:`register`::
 
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["build_parser", "cmd_baselines", "cmd_leaderboard", "cmd_score", "cmd_shuffle", "cmd_validate",
+__all__ = ["build_parser", "cmd_baselines", "cmd_leaderboard", "cmd_score", "cmd_validate",
            "main", "register"]
 
 DEFAULT_RESULTS = Path("leaderboard/results")
@@ -73,17 +73,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shuffle(args: argparse.Namespace) -> int:
-    from ..leaderboard.shuffle import run_shuffle_experiment
-
-    run_shuffle_experiment(
-        args.root, args.variant, model=args.model, method=args.method, preset=args.preset, seeds=args.seeds,
-        shuffle_seed=args.shuffle_seed, device=args.device, out=args.out, workdir=args.workdir,
-        overrides=_parse_sets(args.set), checkpoint=args.checkpoint, progress=not args.quiet,
-    )
-    return 0
-
-
 def cmd_baselines(args: argparse.Namespace) -> int:
     from ..leaderboard.baselines import format_tables, load_baselines
 
@@ -129,17 +118,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS})")
     p.add_argument("--out", type=Path, default=DEFAULT_SITE, help=f"output folder (default {DEFAULT_SITE})")
     p.set_defaults(func=cmd_leaderboard)
-
-    p = subparsers.add_parser("shuffle", help="Table 1: shuffle shortcuts (with labels) across classes",
-                              description="Train on the unshuffled and the shuffled training set and score both, "
-                              "or (--checkpoint) measure a trained model's reliance on the shortcut.")
-    _training_args(p, default_variant="ops")
-    p.add_argument("--model", default="resnet18", help="registered model (default resnet18)")
-    p.add_argument("--method", default="standard", help="training method (default standard)")
-    p.add_argument("--shuffle-seed", type=int, default=0, help="seed of the class permutation and donor matching")
-    p.add_argument("--checkpoint", type=Path, default=None, help="state_dict of a trained --model to evaluate only")
-    p.add_argument("--out", type=Path, default=Path("leaderboard/shuffle"), help="folder for the result JSON")
-    p.set_defaults(func=cmd_shuffle)
 
     p = subparsers.add_parser("baselines", help="print the paper's tables stored in the package, with sources")
     p.add_argument("--table", default=None, help="only this table, e.g. table4")

@@ -265,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .leaderboard import register
 
-    register(sub)  # score/submit, validate, leaderboard, shuffle, baselines
+    register(sub)  # score/submit, validate, leaderboard, baselines
+    from .shuffle import register as register_shuffle
+
+    register_shuffle(sub)  # shuffle (Table 1)
     return parser
 
 
