@@ -100,7 +100,7 @@ def test_every_subcommand_documents_itself():
         for action in p._actions:
             assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
         text = p.format_help()
-        assert "example:" in text, name
+        assert "example:" in text or "examples:" in text, name
     assert "(default: paper)" in choices["score"].format_help()
 
 

@@ -1,4 +1,4 @@
-"""Leaderboard: submissions, scoring with provenance, resume, data isolation, shuffle, rendering.
+"""Leaderboard: submissions, scoring with provenance, resume, data isolation.
 
 Training runs use the ``cpu-smoke`` preset (2 epochs, 1,024 training images, 500 test images per
 epoch) and LeNet-5 or a tiny CNN on the shared real CIFAR-10 subset (``built_root``: ``clean`` +
@@ -24,31 +24,16 @@ from cifar10s.leaderboard import (
     ScoringInterrupted,
     SubmissionError,
     data_caveats,
-    derangement,
     load_submission,
-    run_shuffle_experiment,
     score_submission,
-    shortcut_reliance,
-    shuffle_additive,
-    shuffle_ops,
-    shuffle_variant,
 )
-from cifar10s.onepixel import apply_shortcuts
-from cifar10s.release.builders import load_shortcut
 from cifar10s.store import (
-    SHORTCUT_FILE,
     TEST_LABELS,
     TRAIN_IMAGES,
     TRAIN_LABELS,
-    atomic_write_bytes,
-    build_lock,
     clean_folder,
-    file_entry,
     load_array,
-    publish,
-    save_array,
     sha256_file,
-    staging_folder,
     variant_folder,
     verify_folder,
 )
@@ -467,164 +452,12 @@ def test_interrupted_scoring_resumes_to_the_same_result(tmp_path, built_root, ki
 
 
 # ------------------------------------------------------------------------------------------------
-# shuffle (Table 1)
-
-
-def test_derangement():
-    for seed in range(20):
-        p = derangement(10, seed)
-        assert sorted(p) == list(range(10)) and not np.any(p == np.arange(10))
-    assert np.array_equal(derangement(10, 3), derangement(10, 3))
-    with pytest.raises(ValueError):
-        derangement(1)
-
-
-def test_shuffle_ops_moves_the_pixel_with_the_label(built_root):
-    cdir = clean_folder(built_root)
-    cman = verify_folder(cdir)
-    clean = np.asarray(load_array(cdir, TRAIN_IMAGES, cman, mmap=False))
-    labels = np.asarray(load_array(cdir, TRAIN_LABELS, cman, mmap=False))
-    search = load_shortcut(variant_folder(built_root, VariantSpec("ops")))
-    s = shuffle_variant(built_root, "ops", seed=1)
-    perm = derangement(10, 1)
-    assert np.array_equal(s.permutation, perm) and np.array_equal(s.true_labels, labels)
-    assert np.array_equal(s.labels, perm[labels]) and not np.any(s.labels == labels)
-    for c in range(10):
-        (px,) = search.for_class(int(perm[c]))
-        members = labels == c
-        assert np.all(s.images[members, px.row, px.col] == np.array(px.colour, dtype=np.uint8))
-        diff = np.any(s.images[members] != clean[members], axis=-1)  # (n, H, W)
-        diff[:, px.row, px.col] = False
-        assert not diff.any()  # nothing else changed: the image's own class pixel is NOT applied
-    again = shuffle_ops(clean, labels, search, perm)
-    assert np.array_equal(again.images, s.images)
-
-
-def test_shuffle_additive_moves_noise_between_classes():
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 25)
-    clean = rng.integers(0, 256, (100, 8, 8, 3), dtype=np.uint8)
-    noise = rng.integers(-8, 9, (100, 8, 8, 3))
-    perturbed = np.clip(clean.astype(int) + noise, 0, 255).astype(np.uint8)
-    perm = derangement(4, 0)
-    s = shuffle_additive(clean, perturbed, labels, perm, seed=5)
-    effective = perturbed.astype(int) - clean.astype(int)
-    assert np.array_equal(labels[s.donor], perm[labels])  # every donor is of the shortcut class
-    assert not np.any(labels[s.donor] == labels)
-    assert len(set(s.donor.tolist())) == 100  # equal class sizes: each perturbation used once
-    assert np.array_equal(s.images, np.clip(clean.astype(int) + effective[s.donor], 0, 255).astype(np.uint8))
-    assert np.array_equal(s.labels, perm[labels]) and np.array_equal(s.true_labels, labels)
-    with pytest.raises(ValueError, match="no images"):
-        shuffle_additive(clean, perturbed, np.zeros(100, dtype=int), np.array([1, 0]))
-
-
-def _fake_variant(root: Path, spec: VariantSpec, images: np.ndarray, labels: np.ndarray, shortcut_json: str | None):
-    """Publish a variant folder (test stand-in for EM-based variants, which need a long generation)."""
-    clean = verify_folder(clean_folder(root), check_hashes=False)
-    final = variant_folder(root, spec)
-    with build_lock(root), staging_folder(root, final.name) as staging:
-        files = {TRAIN_IMAGES: save_array(staging / TRAIN_IMAGES, images),
-                 TRAIN_LABELS: save_array(staging / TRAIN_LABELS, labels)}
-        if shortcut_json is not None:
-            atomic_write_bytes(staging / SHORTCUT_FILE, shortcut_json.encode())
-            files[SHORTCUT_FILE] = file_entry(staging / SHORTCUT_FILE)
-        publish(staging, final, {"variant": spec.to_dict(), "classes": clean["classes"], "source": clean["source"],
-                                 "files": files, "environment": {"cifar10s": cifar10s.__version__}})
-
-
-def test_shuffle_em_and_cifar10s_variants(tmp_path, built_root):
-    root = tmp_path / "root"
-    for name in ("clean", "ops-k1"):
-        shutil.copytree(built_root / "cifar10s-v1" / name, root / "cifar10s-v1" / name)
-    cdir = clean_folder(root)
-    cman = verify_folder(cdir)
-    clean = np.asarray(load_array(cdir, TRAIN_IMAGES, cman, mmap=False))
-    labels = np.asarray(load_array(cdir, TRAIN_LABELS, cman, mmap=False))
-    rng = np.random.default_rng(0)
-    class_noise = rng.integers(-8, 9, (10, 32, 32, 3))  # class-wise stand-in for EM noise
-    em = np.clip(clean.astype(int) + class_noise[labels], 0, 255).astype(np.uint8)
-    ops_dir = variant_folder(root, VariantSpec("ops"))
-    search = load_shortcut(ops_dir)
-    _fake_variant(root, VariantSpec("em"), em, labels, None)
-    _fake_variant(root, VariantSpec("cifar10s"), apply_shortcuts(em, labels, search), labels,
-                  (ops_dir / SHORTCUT_FILE).read_text())
-
-    s_em = shuffle_variant(root, "em", seed=2)
-    perm = derangement(10, 2)
-    expected = np.clip(clean.astype(int) + (em.astype(int) - clean.astype(int))[s_em.donor], 0, 255)
-    assert np.array_equal(s_em.images, expected.astype(np.uint8))
-    assert np.array_equal(labels[s_em.donor], perm[labels]) and np.array_equal(s_em.labels, perm[labels])
-
-    s_c = shuffle_variant(root, "cifar10s", seed=2)
-    assert np.array_equal(s_c.labels, perm[labels])
-    for c in range(10):
-        (px,) = search.for_class(int(perm[c]))
-        m = labels == c
-        assert np.all(s_c.images[m, px.row, px.col] == np.array(px.colour, dtype=np.uint8))
-        # elsewhere: the clean image + the EM noise of its donor (an image of the shortcut class)
-        assert np.all(labels[s_c.donor[m]] == perm[c])
-        mask = np.ones((32, 32), dtype=bool)
-        mask[px.row, px.col] = False
-        want = np.clip(clean[m].astype(int) + (em.astype(int) - clean.astype(int))[s_c.donor[m]], 0, 255)
-        assert np.array_equal(s_c.images[m][:, mask], want[:, mask])
-    with pytest.raises(ValueError, match="no shortcut"):
-        shuffle_variant(root, "clean")
-
-
-class ShortcutReader(torch.nn.Module):
-    """Predicts the class whose OPS pixel is present (a model that relies on the shortcut only)."""
-
-    def __init__(self, search):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-        self.pixels = [(s.label, s.row, s.col, torch.tensor(s.colour) / 255.0) for s in search.shortcuts]
-
-    def forward(self, x):
-        logits = torch.zeros(x.shape[0], 10) + self.dummy
-        for label, r, c, colour in self.pixels:
-            hit = (x[:, :, r, c] - colour).abs().amax(1) < 1e-6
-            logits[:, label] += hit.float()
-        return logits
-
-
-def test_shortcut_reliance_and_cli(tmp_path, built_root, capsys, one_thread):
-    search = load_shortcut(variant_folder(built_root, VariantSpec("ops")))
-    s = shuffle_variant(built_root, "ops", seed=0)
-    rel = shortcut_reliance(ShortcutReader(search), s)
-    assert rel["num_images"] == 10000
-    assert rel["acc_shortcut_label"] > 0.95 and rel["acc_true_label"] < 0.05
-
-    from cifar10s.models import build_model
-
-    ckpt = tmp_path / "lenet.pt"
-    torch.save(build_model("lenet5").state_dict(), ckpt)
-    rc = lb_main(["shuffle", "--root", str(built_root), "--variant", "ops", "--model", "lenet5", "--checkpoint",
-                  str(ckpt), "--device", "cpu", "--out", str(tmp_path / "out"), "--quiet"])
-    assert rc == 0
-    assert "w.r.t. the shortcut's class" in capsys.readouterr().out
-    (path,) = (tmp_path / "out").glob("shuffle--ops-k1--lenet5--checkpoint.json")
-    r = json.loads(path.read_text())
-    assert set(r["reliance"]) == {"acc_shortcut_label", "acc_true_label", "num_images"}
-    assert r["shuffle"]["permutation"] == derangement(10, 0).tolist()
-
-
-def test_shuffle_experiment_table1_layout(tmp_path, built_root, one_thread):
-    r = run_shuffle_experiment(built_root, "ops", model="lenet5", preset="cpu-smoke", seeds=[0], device="cpu",
-                               overrides={"epochs": 1}, out=tmp_path, log=None)
-    (run,) = r["runs"]
-    for setting in ("unshuffled", "shuffled"):
-        assert 0.0 <= run[setting]["final_test_acc"] <= 1.0
-    rel = run["unshuffled"]["reliance_on_shuffled"]
-    assert 0.0 <= rel["acc_shortcut_label"] <= 1.0 and rel["acc_shortcut_label"] + rel["acc_true_label"] <= 1.0
-    assert r["preset_diff"]["epochs"]["used"] == 1
-    assert {p["setting"] for p in r["paper"]} == {"unshuffled", "shuffled"}  # Table 1 rows (values null)
-    assert (tmp_path / "shuffle--ops-k1--lenet5--cpu-smoke.json").is_file()
 
 
 def test_register_adds_subcommands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"score", "submit", "validate", "leaderboard", "baselines"} <= set(sub.choices)
+    assert {"score", "submit", "validate", "leaderboard", "baselines", "shuffle"} <= set(sub.choices)
     args = parser.parse_args(["submit", "x", "--root", "r", "--seeds", "0", "1", "2"])
     assert args.seeds == [0, 1, 2] and args.variant == "cifar10s" and args.preset == "paper"
     assert args.func.__name__ == "cmd_score"

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import data, leaderboard, release, train
+from . import data, leaderboard, release, shuffle, train
 from .common import HelpFormatter, run
 
 __all__ = ["build_parser", "main"]
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(sub)  # download, build, info, show
     release.register(sub)  # rebuild, verify, publish, fetch
     leaderboard.register(sub)  # score/submit, validate, leaderboard, baselines
+    shuffle.register(sub)  # Table 1's shuffle experiment and the shuffled evaluation sets
     train.register(sub)  # train (torchrun-ready)
     return parser
 

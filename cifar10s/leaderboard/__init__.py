@@ -5,7 +5,7 @@
   writing a result JSON with full provenance.
 * :mod:`.baselines`: the paper's Tables 1-5 as data (``baselines.json``), looked up by
   (model, method, training set).
-* :mod:`.shuffle`: the shuffle experiment of Table 1.
+* :mod:`.shuffle` / :mod:`.shuffle_table1`: the shuffle experiment of Table 1 (the sets; the runs).
 * :mod:`.render`: the Markdown and static-HTML leaderboard.
 * :mod:`.cli`: ``register(subparsers)`` for the ``cifar10s`` command line.
 
@@ -17,21 +17,9 @@ from __future__ import annotations
 from .baselines import compare, format_comparison, load_baselines, lookup
 from .render import load_results, render_html, render_markdown, write_leaderboard
 from .scoring import HeldOutScorer, ScoringInterrupted, data_caveats, score_submission
-from .shuffle import (
-    ShuffledSet,
-    derangement,
-    run_shuffle_experiment,
-    shortcut_reliance,
-    shuffle_additive,
-    shuffle_ops,
-    shuffle_variant,
-)
-from .submission import (
-    Submission,
-    SubmissionError,
-    load_submission,
-    validate_submission,
-)
+from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
+from .shuffle_table1 import run_table1
+from .submission import Submission, SubmissionError, load_submission, validate_submission
 
 __all__ = [
     "HeldOutScorer",
@@ -41,20 +29,19 @@ __all__ = [
     "SubmissionError",
     "compare",
     "data_caveats",
-    "derangement",
+    "export_shuffled",
     "format_comparison",
     "load_baselines",
     "load_results",
+    "load_shuffled",
     "load_submission",
     "lookup",
     "render_html",
     "render_markdown",
-    "run_shuffle_experiment",
+    "run_table1",
     "score_submission",
-    "shortcut_reliance",
-    "shuffle_additive",
-    "shuffle_ops",
-    "shuffle_variant",
+    "shuffle_perturbations",
+    "shuffled_variant",
     "validate_submission",
     "write_leaderboard",
 ]

@@ -1,310 +1,203 @@
-"""The shuffle experiment (paper Table 1): move each class's shortcut to another class, labels following.
+"""Table 1's shuffled evaluation sets: every image's perturbation moves, with its label, to another image.
 
-The question is whether a model relies on the perturbation or on the image. A fixed class
-permutation ``sigma`` is drawn as a derangement, so ``sigma[c] != c`` for every class. Every
-image of true class ``c`` then gets the shortcut of class ``sigma[c]`` and the label
-``sigma[c]``. The label follows the shortcut, so shortcut and label stay consistent, but both now
-disagree with the image content.
+Section 3.1 of the paper asks whether a model trained on perturbed data reads the images or
+the perturbations. One random permutation ``pi`` of the image indices is drawn, and image ``j``
+of the shuffled set is ``clean_j + delta_pi(j)`` with the label ``y_pi(j)``, where
+``delta_i = perturbed_i - clean_i`` is image i's own perturbation. Perturbation and label travel
+together, so a model that follows the perturbation still scores well, while a model that reads
+the image content meets labels unrelated to it and scores at chance (0.1 for ten balanced
+classes). The shuffled set is an **evaluation** set; nothing is trained on it.
 
-* OPS (:func:`shuffle_ops`): the shortcut pixel(s) of class ``sigma[c]`` are written into the
-  *clean* image, and the image's own class pixel is not applied.
-* Any additive perturbation, such as EM noise (:func:`shuffle_additive`): the noise of an image
-  ``i`` of class ``sigma[c]`` (``perturbed_i - clean_i``) is added to the clean image ``j`` of
-  class ``c``, clipped to [0, 255]. Donors are a seeded random matching within class
-  ``sigma[c]``; each donor is used once when the classes have equal sizes.
-* CIFAR-10-S (EM + OPS, :func:`shuffle_variant`): the additive shuffle of the whole
-  perturbation, followed by the OPS pixel of class ``sigma[c]``.
+How a perturbation moves depends on what it is:
 
-Two measurements use these sets:
+* EM noise is additive: ``delta_i`` is computed in int16, added to ``clean_j`` and clipped to
+  [0, 255] (the clip only acts where ``clean_j`` is near 0 or 255).
+* The OPS shortcut replaces pixels: by the paper's equation 4 the perturbation of class k on an
+  image x is ``xi_k sigma_k - x sigma_k``, so on ``clean_j`` it writes the colour of class
+  ``y_pi(j)`` at that class's position(s), whatever ``clean_j`` holds there.
+* CIFAR-10-S (EM + OPS) moves both: the additive part, then the OPS pixel(s) of ``y_pi(j)``.
 
-* :func:`shortcut_reliance`: a model's accuracy on a shuffled set w.r.t. the shortcut's class
-  (high means the model follows the shortcut) and w.r.t. the true image class (high means it
-  reads the image). Because ``sigma`` is a derangement, the two cannot both be 1.
-* :func:`run_shuffle_experiment`: Table 1's layout. Train once on the unshuffled and once on
-  the shuffled training set, then score both on the clean test set. The unshuffled model's
-  reliance is also measured on the shuffled set.
-
-The paper's exact shuffle protocol could not be checked against its text in this session (see
-docs/leaderboard.md). This module follows the definition above.
+:func:`shuffle_perturbations` is the pure function; :func:`shuffled_variant` applies it to a
+built variant; :func:`export_shuffled` / :func:`load_shuffled` write and read the set as a
+folder of ``.npy`` files with a sha256 manifest. The experiment itself (train, evaluate, print
+beside the paper) is :mod:`.shuffle_table1`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import nn
 
+from .. import __version__
+from ..constants import DATA_FORMAT_VERSION
+from ..dataset import CIFAR10S
 from ..onepixel import ShortcutSearch, apply_shortcuts
-from ..release.builders import load_shortcut
-from ..store import (
-    TRAIN_IMAGES,
-    TRAIN_LABELS,
-    atomic_write_json,
-    clean_folder,
-    load_array,
-    variant_folder,
-    verify_folder,
-)
+from ..release.builders import clean_folder, load_shortcut, variant_folder
+from ..runtime import derive_seed
+from ..store import MANIFEST, atomic_write_json, load_array, save_array, sha256_file, verify_folder
 from ..variants import VariantSpec, parse_variant
 
 __all__ = [
+    "DEFINITION",
+    "EXPORT_FILES",
+    "EXPORT_KIND",
     "ShuffledSet",
-    "derangement",
-    "run_shuffle_experiment",
-    "shortcut_reliance",
-    "shuffle_additive",
-    "shuffle_ops",
-    "shuffle_variant",
+    "export_shuffled",
+    "load_perturbed",
+    "load_shuffled",
+    "shuffle_permutation",
+    "shuffle_perturbations",
+    "shuffle_spec",
+    "shuffled_variant",
 ]
 
+#: ``kind`` recorded in an exported folder's manifest
+EXPORT_KIND = "table1-shuffled-eval-set"
+IMAGES, LABELS, PERMUTATION = "images.npy", "labels.npy", "permutation.npy"
+EXPORT_FILES = (IMAGES, LABELS, PERMUTATION)
+DEFINITION = (
+    "image j = clip(clean_j + perturbed_pi(j) - clean_pi(j), 0, 255), then (OPS variants) the shortcut "
+    "pixel(s) of class y_pi(j); label j = y_pi(j); pi = numpy.random.default_rng("
+    "cifar10s.runtime.derive_seed('table1-shuffle', seed)).permutation(N)"
+)
 
-@dataclass(frozen=True)
-class ShuffledSet:
-    """Training images whose shortcut (and label) was moved to another class.
 
-    ``labels`` are the shortcut's classes (the labels to train with); ``true_labels`` the classes
-    of the image contents; ``permutation[c]`` the shortcut class given to images of class c;
-    ``donor[j]`` (additive shuffles) the image whose perturbation image j received.
+class ShuffledSet(NamedTuple):
+    """A shuffled evaluation set, in the original image order.
+
+    ``images[j]`` is clean image j carrying the perturbation of image ``permutation[j]``;
+    ``labels[j]`` is that image's label ``y[permutation[j]]``.
     """
 
     images: np.ndarray
     labels: np.ndarray
-    true_labels: np.ndarray
     permutation: np.ndarray
-    donor: np.ndarray | None = None
-    kind: str = ""
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "permutation": [int(v) for v in self.permutation],
-                "num_images": int(len(self.labels))}
 
 
-def derangement(num_classes: int, seed: int = 0) -> np.ndarray:
-    """A seeded random permutation of ``range(num_classes)`` with no fixed point."""
-    if num_classes < 2:
-        raise ValueError("a shuffle needs at least 2 classes")
-    rng = np.random.default_rng([seed, 0x5F_0B5])
-    while True:
-        perm = rng.permutation(num_classes)
-        if not np.any(perm == np.arange(num_classes)):
-            return perm.astype(np.int64)
+def shuffle_permutation(n: int, seed: int) -> np.ndarray:
+    """The seeded permutation ``pi`` of ``range(n)`` (int64), one per image, not per class."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng(derive_seed("table1-shuffle", int(seed)))
+    return rng.permutation(n).astype(np.int64)
 
 
-def _check(images: np.ndarray, labels: np.ndarray, permutation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    images = np.asarray(images)
-    labels = np.asarray(labels).astype(np.int64)
-    permutation = np.asarray(permutation).astype(np.int64)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    if labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
-    k = len(permutation)
-    if sorted(permutation.tolist()) != list(range(k)):
-        raise ValueError(f"permutation must be a permutation of range({k}), got {permutation.tolist()}")
-    if labels.size and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels must lie in [0, {k})")
-    return images, labels, permutation
+def _check_inputs(clean: np.ndarray, perturbed: np.ndarray, labels: np.ndarray) -> None:
+    if clean.dtype != np.uint8 or clean.ndim != 4:
+        raise ValueError(f"clean images must be uint8 (N, H, W, C), got {clean.dtype} {clean.shape}")
+    if perturbed.dtype != np.uint8 or perturbed.shape != clean.shape:
+        raise ValueError(f"perturbed images must be uint8 {clean.shape} like the clean ones, "
+                         f"got {perturbed.dtype} {perturbed.shape}")
+    if labels.shape != (clean.shape[0],):
+        raise ValueError(f"labels must have shape ({clean.shape[0]},), got {labels.shape}")
 
 
-def shuffle_ops(clean_images: np.ndarray, labels: np.ndarray, search: ShortcutSearch,
-                permutation: np.ndarray) -> ShuffledSet:
-    """Give every clean image of class c the OPS pixel(s) of class ``permutation[c]``, and that label."""
-    clean_images, labels, permutation = _check(clean_images, labels, permutation)
-    moved = permutation[labels]
-    images = apply_shortcuts(clean_images, moved, search)
-    return ShuffledSet(images, moved, labels, permutation, None, kind="ops")
+def shuffle_perturbations(clean: np.ndarray, perturbed: np.ndarray, labels: np.ndarray, seed: int, *,
+                          shortcut: ShortcutSearch | None = None) -> ShuffledSet:
+    """Move every image's perturbation and label to another image (see the module docstring).
 
-
-def shuffle_additive(clean_images: np.ndarray, perturbed_images: np.ndarray, labels: np.ndarray,
-                     permutation: np.ndarray, seed: int = 0) -> ShuffledSet:
-    """Add the perturbation of an image of class ``permutation[c]`` to each clean image of class c.
-
-    The perturbation of image i is ``perturbed_i - clean_i`` (int16). Image j of class c gets a
-    donor i of class ``permutation[c]`` (seeded random matching, cycled if class c has more images
-    than the donor class) and the label ``permutation[c]``.
+    ``clean``/``perturbed``: uint8 ``(N, H, W, C)`` of the same images, ``labels`` their labels;
+    ``shortcut``: the OPS search of the perturbed set, whose pixels are written as colours rather
+    than added as differences (``None`` for EM noise alone).
     """
-    clean_images, labels, permutation = _check(clean_images, labels, permutation)
-    perturbed_images = np.asarray(perturbed_images)
-    if perturbed_images.shape != clean_images.shape or perturbed_images.dtype != np.uint8:
-        raise ValueError("perturbed_images must be uint8 with the same shape as clean_images")
-    noise = perturbed_images.astype(np.int16) - clean_images.astype(np.int16)
-    rng = np.random.default_rng([seed, 0xD0_0A])
-    donor = np.empty(len(labels), dtype=np.int64)
-    for c in range(len(permutation)):
-        targets = np.flatnonzero(labels == c)
-        if targets.size == 0:
-            continue
-        pool = np.flatnonzero(labels == permutation[c])
-        if pool.size == 0:
-            raise ValueError(f"class {int(permutation[c])} has no images to take a perturbation from")
-        pool = rng.permutation(pool)
-        donor[targets] = pool[np.arange(targets.size) % pool.size]
-    images = np.clip(clean_images.astype(np.int16) + noise[donor], 0, 255).astype(np.uint8)
-    return ShuffledSet(images, permutation[labels], labels, permutation, donor, kind="additive")
+    clean, perturbed = np.asarray(clean), np.asarray(perturbed)
+    labels = np.asarray(labels)
+    _check_inputs(clean, perturbed, labels)
+    labels = labels.astype(np.int64)
+    perm = shuffle_permutation(len(labels), seed)
+    moved = perturbed[perm].astype(np.int16)
+    moved -= clean[perm]  # delta_pi(j), exact in int16
+    moved += clean
+    np.clip(moved, 0, 255, out=moved)
+    images = moved.astype(np.uint8)
+    del moved
+    new_labels = labels[perm]
+    if shortcut is not None:
+        images = apply_shortcuts(images, new_labels, shortcut)
+    return ShuffledSet(images, new_labels, perm)
 
 
-def shuffle_variant(root: str | Path, variant: str | VariantSpec, *, seed: int = 0,
-                    permutation: np.ndarray | None = None) -> ShuffledSet:
-    """The shuffled training set of a built variant (``ops``/``ops-kK``, ``em`` or ``cifar10s``)."""
+def shuffle_spec(variant: str | VariantSpec) -> VariantSpec:
+    """The variant to shuffle; ``clean`` is refused (it has no perturbation to move)."""
     spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
     if spec.kind == "clean":
-        raise ValueError("the clean training set has no shortcut to shuffle")
-    cdir = clean_folder(root)
-    cman = verify_folder(cdir, check_hashes=True)
-    clean = np.asarray(load_array(cdir, TRAIN_IMAGES, cman, mmap=False))
-    labels = np.asarray(load_array(cdir, TRAIN_LABELS, cman, mmap=False)).astype(np.int64)
-    vdir = variant_folder(root, spec)
-    vman = verify_folder(vdir, check_hashes=True)
-    if vman["source"]["fingerprint"] != cman["source"]["fingerprint"]:
-        raise ValueError(f"{vdir} and {cdir} were built from different CIFAR-10 sources")
-    num_classes = len(cman["classes"])
-    perm = derangement(num_classes, seed) if permutation is None else np.asarray(permutation, dtype=np.int64)
-    if spec.kind == "ops":
-        out = shuffle_ops(clean, labels, load_shortcut(vdir), perm)
-        return ShuffledSet(out.images, out.labels, out.true_labels, out.permutation, None, kind=spec.folder_name)
-    perturbed = np.asarray(load_array(vdir, TRAIN_IMAGES, vman, mmap=False))
-    out = shuffle_additive(clean, perturbed, labels, perm, seed=seed)
-    images = out.images
-    if spec.uses_ops:  # CIFAR-10-S: the moved EM noise, then the OPS pixel of the shortcut class
-        images = apply_shortcuts(images, out.labels, load_shortcut(vdir))
-    return ShuffledSet(images, out.labels, out.true_labels, out.permutation, out.donor, kind=spec.folder_name)
+        raise ValueError("the clean training set has no perturbation to shuffle; use em, ops, ops-kK or cifar10s")
+    return spec
 
 
-def shortcut_reliance(model: nn.Module, shuffled: ShuffledSet, *, device: torch.device | str | None = None,
-                      batch_size: int = 1000) -> dict[str, Any]:
-    """Accuracy on a shuffled set w.r.t. the shortcut's class and w.r.t. the true image class."""
-    from .scoring import predict
+def load_perturbed(root: str | Path, variant: str | VariantSpec, *, clean: CIFAR10S | None = None,
+                   verify: bool = True) -> tuple[CIFAR10S, CIFAR10S, ShortcutSearch | None]:
+    """The clean and the perturbed training set of a built variant, and its OPS search if it has one.
 
-    images = torch.from_numpy(np.ascontiguousarray(shuffled.images))
-    preds = predict(model, images, device=device, batch_size=batch_size).numpy()
-    n = len(preds)
-    return {
-        "acc_shortcut_label": float((preds == shuffled.labels).mean()) if n else float("nan"),
-        "acc_true_label": float((preds == shuffled.true_labels).mean()) if n else float("nan"),
-        "num_images": n,
-    }
-
-
-def run_shuffle_experiment(
-    root: str | Path,
-    variant: str | VariantSpec = "ops",
-    *,
-    model: str = "resnet18",
-    method: str = "standard",
-    preset: str = "paper",
-    seeds: Sequence[int] = (0,),
-    shuffle_seed: int = 0,
-    device: torch.device | str | None = None,
-    out: str | Path | None = None,
-    workdir: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    checkpoint: str | Path | None = None,
-    progress: bool = False,
-    log: Any = print,
-) -> dict[str, Any]:
-    """Table 1 for one variant; with ``checkpoint`` only the reliance of that trained model.
-
-    ``checkpoint`` is a ``state_dict`` of the registered ``model`` (e.g. ``model.pt`` from a
-    scoring work folder), evaluated on the shuffled and the unshuffled training sets.
-    Otherwise, for each seed, a model is trained on the unshuffled and on the shuffled set
-    (``preset`` + ``method``). Both are scored on the clean test set, and the unshuffled one is
-    also measured for shortcut reliance.
+    ``clean`` reuses an already loaded clean training set. Arrays are read into memory.
     """
-    from cifar10s.dataset import CIFAR10S
-    from cifar10s.models import build_model
-    from cifar10s.training.presets import diff_from_paper, resolve_preset
-    from cifar10s.runtime import derive_seed
-    from cifar10s.training.checkpoint import load_checkpoint
-    from cifar10s.training.trainer import train
+    spec = shuffle_spec(variant)
+    if clean is None:
+        clean = CIFAR10S(root, train=True, variant="clean", verify=verify, mmap=False)
+    perturbed = CIFAR10S(root, train=True, variant=spec, verify=verify, mmap=False)
+    if clean.targets != perturbed.targets:
+        raise ValueError(f"{spec.folder_name} and clean under {root} have different training labels; "
+                         "rebuild them from the same CIFAR-10 copy (cifar10s build --force)")
+    shortcut = load_shortcut(variant_folder(root, spec)) if spec.uses_ops else None
+    return clean, perturbed, shortcut
 
-    from .baselines import train_set_name
-    from .scoring import (
-        HeldOutScorer,
-        _resolve_device,
-        code_version,
-        dataset_provenance,
-    )
 
-    say = log or (lambda _m: None)
-    t0 = time.perf_counter()
-    spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
-    dev = _resolve_device(device)
-    shuffled = shuffle_variant(root, spec, seed=shuffle_seed)
-    unshuffled = CIFAR10S(root, train=True, variant=spec)
-    base_images = np.array(unshuffled.data, copy=True)
-    base_labels = np.asarray(unshuffled.targets, dtype=np.int64)
-    result: dict[str, Any] = {
-        "format": "cifar10s-shuffle-result", "format_version": 1,
-        "dataset": dataset_provenance(root, spec), "code": code_version(), "model": model, "method": method,
-        "shuffle": {**shuffled.describe(), "seed": shuffle_seed,
-                    "definition": "images of class c get the shortcut of class permutation[c] and label "
-                                  "permutation[c] (cifar10s.leaderboard.shuffle)"},
-        "device": str(dev),
-    }
-    if checkpoint is not None:
-        net = build_model(model)
-        net.load_state_dict(load_checkpoint(checkpoint))
-        net.to(dev)
-        reliance = shortcut_reliance(net, shuffled, device=dev)
-        preds_ok = shortcut_reliance(net, ShuffledSet(base_images, base_labels, base_labels,
-                                                      np.arange(len(shuffled.permutation))), device=dev)
-        result.update({"checkpoint": str(checkpoint), "reliance": reliance,
-                       "unshuffled_train_acc": preds_ok["acc_true_label"]})
-        say(f"{model} from {checkpoint} on shuffled {spec.folder_name}: accuracy w.r.t. the shortcut's class "
-            f"{100 * reliance['acc_shortcut_label']:.2f}%, w.r.t. the true class {100 * reliance['acc_true_label']:.2f}% "
-            f"(unshuffled training accuracy {100 * preds_ok['acc_true_label']:.2f}%)")
-    else:
-        from .baselines import compare, format_comparison, lookup
+def shuffled_variant(root: str | Path, variant: str | VariantSpec, seed: int = 0, *,
+                     verify: bool = True) -> ShuffledSet:
+    """The shuffled evaluation set of a built variant (``em``, ``ops``/``ops-kK`` or ``cifar10s``)."""
+    clean, perturbed, shortcut = load_perturbed(root, variant, verify=verify)
+    return shuffle_perturbations(clean.data, perturbed.data, np.asarray(clean.targets), seed, shortcut=shortcut)
 
-        runs: list[dict[str, Any]] = []
-        work = Path(workdir) if workdir is not None else (Path(out) / ".work" if out is not None else None)
-        config0 = None
-        for seed in seeds:
-            config = resolve_preset(preset, model, method=method, seed=int(seed), **(overrides or {}))
-            config0 = config0 or config
-            scorer = HeldOutScorer(root, batch_size=config.eval_batch_size, subset=config.eval_subset)
-            entry: dict[str, Any] = {"seed": int(seed)}
-            for setting, images, labels in (("unshuffled", base_images, base_labels),
-                                            ("shuffled", shuffled.images, shuffled.labels)):
-                torch.manual_seed(derive_seed(int(seed), "init"))
-                net = build_model(model, num_classes=config.num_classes)
-                wd = work / f"shuffle-{spec.folder_name}-{model}-{method}-{preset}" / setting / f"seed-{seed}" if work else None
-                res = train(net, images, labels, config=config, device=dev, workdir=wd, progress=progress,
-                            evaluator=scorer)
-                entry[setting] = {"final_test_acc": scorer.full(net), "best_test_acc": res.best_test_acc,
-                                  "best_epoch": res.best_epoch, "train_time_s": res.total_time}
-                if setting == "unshuffled":
-                    entry[setting]["reliance_on_shuffled"] = shortcut_reliance(net, shuffled, device=dev)
-            runs.append(entry)
-            say(f"seed {seed}: clean test accuracy trained on unshuffled {spec.folder_name} "
-                f"{100 * entry['unshuffled']['final_test_acc']:.2f}%, on shuffled "
-                f"{100 * entry['shuffled']['final_test_acc']:.2f}%; unshuffled model on shuffled images: "
-                f"{100 * entry['unshuffled']['reliance_on_shuffled']['acc_shortcut_label']:.2f}% follow the "
-                f"shortcut, {100 * entry['unshuffled']['reliance_on_shuffled']['acc_true_label']:.2f}% the image")
-        diff = diff_from_paper(config0, model) if config0 is not None else {}
-        diff.pop("seed", None)
-        result.update({"preset": preset, "preset_diff": diff, "seeds": [int(s) for s in seeds], "runs": runs})
-        paper = []
-        ts = train_set_name(spec)
-        for setting in ("unshuffled", "shuffled"):
-            # a model without a Table 1 row is compared with the ResNet-18 row, flagged as a reference
-            ref = model if lookup(model, method, ts, setting=setting) else None
-            comps = compare(ref, method, ts, [r[setting]["final_test_acc"] for r in runs], setting=setting)
-            paper.extend(c.to_dict() for c in comps)
-            for line in format_comparison(comps):
-                say("  " + line)
-        result["paper"] = paper
-    result["wall_time_s"] = time.perf_counter() - t0
-    if out is not None:
-        name = f"shuffle--{spec.folder_name}--{model}" + ("--checkpoint" if checkpoint is not None else f"--{preset}")
-        path = Path(out) / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, result)
-        result["_path"] = str(path)
-        say(f"wrote {path}")
-    return result
+
+def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str | Path, seed: int = 0) -> Path:
+    """Write the shuffled evaluation set of ``variant`` to ``out_dir``; return the folder.
+
+    Files: ``images.npy`` (N, H, W, C) uint8 in the original image order, ``labels.npy`` (N,)
+    int64 (the moved labels), ``permutation.npy`` (N,) int64 (``pi``) and ``manifest.json``
+    (sha256, shape and dtype of each array, the seed, the definition and the sha256 of the
+    manifests of the data it was made from). Every file is written atomically and the manifest
+    last, after any old one was removed, so a folder with a manifest is always complete.
+    """
+    spec = shuffle_spec(variant)
+    clean, perturbed, shortcut = load_perturbed(root, spec)
+    shuffled = shuffle_perturbations(clean.data, perturbed.data, np.asarray(clean.targets), seed,
+                                     shortcut=shortcut)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    files = {name: save_array(out / name, array) for name, array in zip(EXPORT_FILES, shuffled)}
+    source = perturbed.manifest["source"]
+    atomic_write_json(out / MANIFEST, {
+        "format_version": DATA_FORMAT_VERSION,
+        "kind": EXPORT_KIND,
+        "created_unix": int(time.time()),
+        "variant": spec.folder_name,
+        "spec": spec.to_dict(),
+        "seed": int(seed),
+        "definition": DEFINITION,
+        "num_images": int(len(shuffled.labels)),
+        "classes": list(clean.manifest["classes"]),
+        "made_from": {
+            "clean_manifest_sha256": sha256_file(clean_folder(root) / MANIFEST),
+            "variant_manifest_sha256": sha256_file(variant_folder(root, spec) / MANIFEST),
+            "source_fingerprint": source.get("fingerprint"),
+            "official_cifar10": source.get("official"),
+        },
+        "files": files,
+        "cifar10s": __version__,
+    })
+    return out
+
+
+def load_shuffled(folder: str | Path, *, verify: bool = True) -> tuple[ShuffledSet, dict[str, Any]]:
+    """Read a folder written by :func:`export_shuffled` (sha256 of every array checked unless
+    ``verify=False``); return the set and its manifest."""
+    manifest = verify_folder(folder, check_hashes=verify)
+    if manifest.get("kind") != EXPORT_KIND:
+        raise ValueError(f"{folder} does not hold a shuffled evaluation set (manifest kind "
+                         f"{manifest.get('kind')!r}); write one with `cifar10s shuffle --export`")
+    arrays = (np.asarray(load_array(folder, name, manifest, mmap=False)) for name in EXPORT_FILES)
+    return ShuffledSet(*arrays), manifest
