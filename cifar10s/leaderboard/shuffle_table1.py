@@ -32,7 +32,10 @@ from ..release.builders import variant_folder
 from ..runtime import derive_seed, resolve_device
 from ..store import MANIFEST, atomic_write_json, sha256_file
 from ..training.presets import diff_from_paper, resolve_preset
-from ..training.trainer import Evaluator, TrainConfig, evaluate, load_checkpoint, train
+from ..training.checkpoint import load_checkpoint
+from ..training.config import TrainConfig
+from ..training.evaluation import Evaluator, evaluate
+from ..training.trainer import train
 from ..variants import VariantSpec
 from .shuffle import DEFINITION, load_perturbed, shuffle_perturbations, shuffle_spec
 
