@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from cifar10s.models.resnet import resnet18  # noqa: E402
 from cifar10s.training.augment import build_augmentation  # noqa: E402
-from cifar10s.training.trainer import TrainConfig, train  # noqa: E402
+from cifar10s.training.config import TrainConfig  # noqa: E402
+from cifar10s.training.trainer import train  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 

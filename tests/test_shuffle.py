@@ -48,7 +48,7 @@ from cifar10s.store import (
     staging_folder,
     verify_folder,
 )
-from cifar10s.training.trainer import evaluate
+from cifar10s.training.evaluation import evaluate
 from cifar10s.variants import VariantSpec
 
 N = 10_000  # images in the shared subset, 1,000 per class
