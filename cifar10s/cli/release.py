@@ -65,13 +65,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from ..hub.client import publish_release
+    from ..hub.client import pinning_hint, publish_release
 
     variants = args.variants or _release_folders()
     sha = publish_release(args.root, variants, args.repo_id, tag=args.tag, endpoint=args.endpoint,
-                          private=args.private)
+                          private=args.private, parquet=not args.no_parquet)
     print(f"published {', '.join(variants)} to {args.repo_id} at commit {sha}"
           + (f" (tag {args.tag})" if args.tag else ""))
+    print(pinning_hint(args.repo_id, sha))
     return 0
 
 
@@ -139,6 +140,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tag", default=None, help="also create this tag (never moved once it exists)")
     p.add_argument("--endpoint", default=None, help="Hub endpoint (default: $HF_ENDPOINT or huggingface.co)")
     p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--no-parquet", action="store_true",
+                   help="upload only the .npy arrays and manifests, not the Parquet copy for datasets.load_dataset")
     p.set_defaults(func=cmd_publish)
 
     p = add_command(sub, "fetch", "fetch a released variant from the Hub (sha256-checked)",

@@ -85,6 +85,7 @@ from ..store import (
     read_manifest,
     sha256_file,
     staging_folder,
+    validate_manifest,
     verify_folder,
 )
 from ..variants import VariantSpec, parse_variant
@@ -113,8 +114,6 @@ _NOT_FOUND_ERRORS = (_RevisionNotFoundError, _RepositoryNotFoundError, _RemoteEn
 
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 _SAFE_FOLDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
-_SAFE_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
@@ -212,27 +211,12 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def _check_manifest(manifest: Any, where: str, expected_folder: str) -> dict[str, Any]:
-    """Structural checks of a downloaded manifest (parsed with json only, never unpickled)."""
-    if not isinstance(manifest, dict):
-        raise IntegrityError(f"{where}: not a JSON object")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise IntegrityError(f"{where}: no 'files' table")
-    for fname, entry in files.items():
-        if not isinstance(fname, str) or not _SAFE_FILE.fullmatch(fname) or fname == MANIFEST:
-            raise IntegrityError(f"{where}: refusing unsafe file name {fname!r}")
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("sha256"), str)
-            or not _SHA256.fullmatch(entry["sha256"])
-            or not isinstance(entry.get("bytes"), int)
-            or entry["bytes"] < 0
-        ):
-            raise IntegrityError(f"{where}: malformed entry for {fname!r}")
+    """A downloaded manifest (parsed with json only, never unpickled): the store's schema and
+    meaning checks, before anything it lists is downloaded, and that it describes this folder."""
+    manifest = validate_manifest(manifest, where)
     variant = manifest.get("variant")
     if isinstance(variant, dict):
         try:
-
             folder = VariantSpec(**variant).folder_name
         except (TypeError, ValueError) as exc:
             raise IntegrityError(f"{where}: unreadable variant record {variant!r}") from exc
