@@ -167,7 +167,13 @@ def file_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: (images, labels) pairs a variant folder may hold; the train pair is required.
-_ARRAY_PAIRS = ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))
+#: Evaluation sets made from a variant (e.g. Table 1's shuffled sets): images and their labels.
+EVAL_IMAGES, EVAL_LABELS = "images.npy", "labels.npy"
+#: (images, labels) pairs a folder of each layout may hold; the first pair is required.
+_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "variant": ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)),
+    "evaluation-set": ((EVAL_IMAGES, EVAL_LABELS),),
+}
 _REBUILD = "rebuild it with --force"
 
 
@@ -222,10 +228,11 @@ def _describe(entry: Mapping[str, Any]) -> str:
     return f"{entry.get('dtype')} {tuple(entry.get('shape') or ())}"
 
 
-def _check_arrays(files: Mapping[str, Any], where: str) -> None:
+def _check_arrays(files: Mapping[str, Any], where: str, layout: str = "variant") -> None:
     """What the arrays must mean: uint8 (N, 32, 32, 3) images with int64 (N,) labels, N >= 1."""
-    for images, labels in _ARRAY_PAIRS:
-        if images not in files and labels not in files and images != TRAIN_IMAGES:
+    pairs = _LAYOUTS[layout]
+    for images, labels in pairs:
+        if images not in files and labels not in files and images != pairs[0][0]:
             continue
         for n in (images, labels):
             if n not in files or "shape" not in files[n]:
@@ -242,14 +249,16 @@ def _check_arrays(files: Mapping[str, Any], where: str) -> None:
                 f"{_describe(lab)}; {_REBUILD}"
             )
     noise = files.get(EM_NOISE)
-    if noise is not None and noise.get("shape") != files[TRAIN_IMAGES]["shape"]:
+    if noise is not None and noise.get("shape") != files[pairs[0][0]]["shape"]:
         raise IntegrityError(f"{where}: {EM_NOISE} must have the shape of {TRAIN_IMAGES}; {_REBUILD}")
 
 
-def validate_manifest(manifest: object, where: str) -> dict[str, Any]:
+def validate_manifest(manifest: object, where: str, *, layout: str = "variant") -> dict[str, Any]:
     """Check a parsed manifest's schema and meaning; return it, or raise :class:`IntegrityError`.
 
     Also for manifests that did not come from disk (e.g. downloaded ones) before acting on them.
+    ``layout``: ``"variant"`` (a built variant folder) or ``"evaluation-set"`` (``images.npy`` +
+    ``labels.npy``, e.g. an exported shuffled set).
     """
     if not isinstance(manifest, dict):
         raise IntegrityError(f"{where}: not a JSON object; {_REBUILD}")
@@ -271,11 +280,11 @@ def validate_manifest(manifest: object, where: str) -> dict[str, Any]:
                               ("inputs_key", str, "a string")):
         if key in manifest and not isinstance(manifest[key], kind):
             raise _bad(where, f"'{key}' must be {called}")
-    _check_arrays(files, where)
+    _check_arrays(files, where, layout)
     return manifest
 
 
-def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+def read_manifest(folder: str | os.PathLike[str], *, layout: str = "variant") -> dict[str, Any]:
     """Read and validate ``folder``'s manifest (FileNotFoundError when there is none)."""
     path = Path(folder) / MANIFEST
     st = os.lstat(path)  # FileNotFoundError passes through: "not built" is not corruption
@@ -289,7 +298,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise
     except (OSError, ValueError, RecursionError) as exc:
         raise IntegrityError(f"{path}: unreadable manifest ({str(exc)[:200]}); {_REBUILD}") from exc
-    return validate_manifest(manifest, str(path))
+    return validate_manifest(manifest, str(path), layout=layout)
 
 
 def _regular_file(f: Path) -> os.stat_result:
@@ -342,11 +351,12 @@ def _check_label_values(f: Path) -> None:
         raise IntegrityError(f"{f}: labels range over {low}..{high}, outside 0..{NUM_CLASSES - 1}; {_REBUILD}")
 
 
-def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True) -> dict[str, Any]:
+def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True,
+                  layout: str = "variant") -> dict[str, Any]:
     """Check the manifest (schema and meaning) and every file it lists: a regular file, not a link,
     of the listed size (and sha256), arrays whose header matches, labels in 0..9."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, layout=layout)
     files = manifest["files"]
     for name, entry in files.items():
         f = folder / name
@@ -362,7 +372,7 @@ def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True) 
                 )
         if "shape" in entry:
             _check_npy(f, entry, size)
-    for labels in (TRAIN_LABELS, TEST_LABELS):
+    for _, labels in _LAYOUTS[layout]:
         if labels in files:
             _check_label_values(folder / labels)
     return manifest

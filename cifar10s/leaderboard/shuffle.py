@@ -37,7 +37,7 @@ from ..dataset import CIFAR10S
 from ..onepixel import ShortcutSearch, apply_shortcuts
 from ..release.builders import clean_folder, load_shortcut, variant_folder
 from ..runtime import derive_seed
-from ..store import MANIFEST, atomic_write_json, load_array, save_array, sha256_file, verify_folder
+from ..store import EVAL_IMAGES, EVAL_LABELS, MANIFEST, atomic_write_json, load_array, save_array, sha256_file, verify_folder
 from ..variants import VariantSpec, parse_variant
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
 
 #: ``kind`` recorded in an exported folder's manifest
 EXPORT_KIND = "table1-shuffled-eval-set"
-IMAGES, LABELS, PERMUTATION = "images.npy", "labels.npy", "permutation.npy"
+IMAGES, LABELS, PERMUTATION = EVAL_IMAGES, EVAL_LABELS, "permutation.npy"
 EXPORT_FILES = (IMAGES, LABELS, PERMUTATION)
 DEFINITION = (
     "image j = clip(clean_j + perturbed_pi(j) - clean_pi(j), 0, 255), then (OPS variants) the shortcut "
@@ -174,12 +174,13 @@ def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str |
         "format_version": DATA_FORMAT_VERSION,
         "kind": EXPORT_KIND,
         "created_unix": int(time.time()),
-        "variant": spec.folder_name,
-        "spec": spec.to_dict(),
+        "variant": spec.to_dict(),  # the shape every manifest uses
+        "variant_folder": spec.folder_name,
         "seed": int(seed),
         "definition": DEFINITION,
         "num_images": int(len(shuffled.labels)),
         "classes": list(clean.manifest["classes"]),
+        "source": {"fingerprint": source.get("fingerprint"), "official": source.get("official")},
         "made_from": {
             "clean_manifest_sha256": sha256_file(clean_folder(root) / MANIFEST),
             "variant_manifest_sha256": sha256_file(variant_folder(root, spec) / MANIFEST),
@@ -195,7 +196,7 @@ def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str |
 def load_shuffled(folder: str | Path, *, verify: bool = True) -> tuple[ShuffledSet, dict[str, Any]]:
     """Read a folder written by :func:`export_shuffled` (sha256 of every array checked unless
     ``verify=False``); return the set and its manifest."""
-    manifest = verify_folder(folder, check_hashes=verify)
+    manifest = verify_folder(folder, check_hashes=verify, layout="evaluation-set")
     if manifest.get("kind") != EXPORT_KIND:
         raise ValueError(f"{folder} does not hold a shuffled evaluation set (manifest kind "
                          f"{manifest.get('kind')!r}); write one with `cifar10s shuffle --export`")
