@@ -102,12 +102,22 @@ def test_committed_cpu_demo_results_still_load_and_render(demo):
     md = render_markdown(demo)
     # twelve reproduced rows, plus the paper's Table 2 LeNet-5 rows where a training set matches
     assert md.count("| lenet5 |") == 12 + 3 and md.count("| reported |") == 3 and "recipe 'cpu-demo'" in md
-    # all twelve are cpu-smoke runs on a subset: none lands in the comparable part
+    # all twelve are cpu-smoke runs on a subset: none lands in the comparable part, nor do the paper rows
     parts = md_sections(md)
     assert "No result yet was scored with the paper preset" in parts["Comparable with the paper"]
-    assert parts["Not comparable with the paper"].count("| lenet5 |") == 12
-    # identical notes share one number: 1 settings note + 2 data notes for the whole board
-    assert re.findall(r"^- †(\d+):", md, flags=re.MULTILINE) == ["1", "2", "3"]
+    assert "| reported |" not in parts["Comparable with the paper"]
+    assert parts["Not comparable with the paper"].count("| lenet5 |") == 12 + 3
+    # the paper has LeNet-5 numbers for standard training only (Table 2: clean, EM, OPS; no CIFAR-10-S)
+    reported = [line for line in md.splitlines() if "| reported |" in line]
+    assert [re.search(r"\| reported \| ([\d.]+) \|", line).group(1) for line in reported] == ["70.27", "26.98", "22.19"]
+    assert all("One-Pixel Shortcut, Table 2 " in line and "| lenet5 | standard |" in line for line in reported)
+    # Δ for the matching standard runs only: 49.97 - 70.27, 46.00 - 26.98, 46.88 - 22.19
+    deltas = re.findall(r"\| reproduced \| [\d.]+ ± [\d.]+ \| ([-+][\d.]+) \|", md)
+    assert sorted(deltas) == ["+19.02", "+24.68", "-20.30"]
+    # identical notes share one number: 2 settings notes (RandAugment's names the augmentation variant)
+    # + 2 data notes for the whole board
+    assert re.findall(r"^- †(\d+):", md, flags=re.MULTILINE) == ["1", "2", "3", "4"]
+    assert 'augmentation="randaugment-tv" \\(paper "randaugment"\\)' in md.split("- †4:")[1]
 
 
 @pytest.fixture
@@ -128,13 +138,16 @@ def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thr
     out = tmp_path / "results"
     assert lb_main(["score", str(sub), "--root", str(built_root), "--variant", "ops", "--preset", "cpu-smoke",
                     "--seeds", "0", "--device", "cpu", "--out", str(out), "--quiet", "--set", "epochs=1"]) == 0
-    md_path, page_path, n, skipped = write_leaderboard(out, tmp_path / "site")
+    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site")
     assert (n, skipped) == (1, [])
     (result,) = load_results(out)[0]
     final = 100 * result["summary"]["final_test_acc"]["mean"]
     md = md_sections(md_path.read_text("utf-8"))["Not comparable with the paper"]
     assert "| 1 | LeNet-5 \\| fresh [link](https://example.org/paper) | A. Tester | lenet5 | standard |" in md
-    assert f"| reproduced | {final:.2f} | – |" in md and "epochs=1 \\(paper 200\\)" in md
+    # the paper's LeNet-5 on OPS (Table 2): 22.19%, shown beside it and taken for Δ
+    delta = round(final - 22.19, 2)
+    assert f"| reproduced | {final:.2f} | {delta:+.2f} |" in md and "epochs=1 \\(paper 200\\)" in md
+    assert md.count("| reported |") == 1 and "| reported | 22.19 | – |" in md and "Shortcut, Table 2 " in md
 
 
 def test_render_empty(tmp_path):
@@ -161,13 +174,42 @@ def test_comparable_results_and_paper_rows_in_their_own_table(demo):
     assert ">12.61<" in rows[0][1] and ">+2.00<" in rows[0][1]  # Δ = ours - paper, in points
     assert ">10.61<" in rows[1][1] and "One-Pixel Shortcut, Table 4" in rows[1][1]
     assert 'href="https://arxiv.org/abs/2205.12141"' in rows[1][1]
-    # no paper row is shown beside the LeNet-5 runs: the paper has no LeNet-5 number for them
-    assert 'class="reported"' not in other
+    # beside the LeNet-5 runs, only the paper's own LeNet-5 rows (Table 2, standard training):
+    # none for AT or RandAugment, none from another model, none in the comparable part
+    reported = re.findall(r'<tr class="reported">(.*?)</tr>', other)
+    assert len(reported) == 3
+    assert all("<td>lenet5</td><td>standard</td>" in r and "Shortcut, Table 2<" in r for r in reported)
 
     md = md_sections(render_markdown(demo + [ours]))
     table = md["Comparable with the paper"]
     assert "| reproduced | 12.61 | +2.00 |" in table and "| reported | 10.61 | – |" in table
-    assert "| reported |" not in md["Not comparable with the paper"]
+    assert table.count("| reported |") == 1
+    assert md["Not comparable with the paper"].count("| reported |") == 3
+    assert "10.61" not in md["Not comparable with the paper"]
+
+
+def test_a_setting_printed_in_several_tables_is_one_paper_row(demo):
+    """ResNet-18 standard training is printed in Tables 2, 4 and 5 (clean 94.01, OPS 15.56): one
+    row each, naming the tables. Table 1 (accuracy on training sets) never gives a row, and
+    Table 5's k-pixel numbers only sit beside a result trained with that many pixels."""
+    ops = paper_run(demo, method="standard", train_set="ops", accs=(0.20,), name="R18 on OPS")
+    clean = paper_run(demo, method="standard", train_set="clean", accs=(0.93,), name="R18 on clean")
+    k3 = paper_run(demo, method="standard", train_set="ops-k3", accs=(0.10,), name="R18 on 3 pixels")
+    md = md_sections(render_markdown([ops, clean, k3]))["Comparable with the paper"]
+    reported = [line for line in md.splitlines() if "| reported |" in line]
+    assert len(reported) == 3
+    assert "Wu et al., One-Pixel Shortcut, Tables 2, 4 and 5 " in reported[0] and "| reported | 94.01 |" in reported[0]
+    assert "Wu et al., One-Pixel Shortcut, Tables 2, 4 and 5 " in reported[1] and "| reported | 15.56 |" in reported[1]
+    assert "Wu et al., One-Pixel Shortcut, Table 5 " in reported[2] and "| reported | 9.74 |" in reported[2]
+    assert "| ops-k3 |" in reported[2] and "### Training set: OPS only \\(3 pixels\\)" in md
+    assert "| reproduced | 20.00 | +4.44 |" in md and "| reproduced | 93.00 | -1.01 |" in md
+    assert "| reproduced | 10.00 | +0.26 |" in md
+    # Table 1's ResNet-18 numbers (99.96 clean / 15.48 OPS-trained on clean training data, ...) and the
+    # 2- and 4-pixel numbers of Table 5 (15.24, 9.71) appear nowhere
+    for absent in ("Table 1", "99.96", "15.48", "99.97", "15.24", "9.71"):
+        assert absent not in md, absent
+    # without a 3-pixel result, no 3-pixel paper row
+    assert "9.74" not in render_markdown([ops, clean])
 
 
 def test_a_data_caveat_alone_makes_a_paper_preset_result_not_comparable(demo):
@@ -208,16 +250,33 @@ def test_chart_puts_paper_points_only_beside_the_same_model(demo):
         if model != "resnet18":
             assert diamonds == []
             continue
-        # the paper's ResNet-18 AT numbers: CIFAR-10-S (on our bar) and EM (its own slot in the group)
+        # the paper's ResNet-18 AT numbers (Table 4): CIFAR-10-S on our bar, the others in their own slots
         titles = sorted(p.find(f"{SVG}title").text for p in diamonds)
-        assert titles == ["paper (resnet18, at, CIFAR-10-S (EM + OPS)): 10.61%", "paper (resnet18, at, EM noise only): 83.02%"]
+        assert titles == ["paper (resnet18, at, CIFAR-10-S (EM + OPS)): 10.61%", "paper (resnet18, at, EM noise only): 83.02%",
+                          "paper (resnet18, at, OPS only (1 pixel)): 11.08%", "paper (resnet18, at, clean CIFAR-10): 82.72%"]
         centre = float(bars[0].get("x")) + float(bars[0].get("width")) / 2
         on_bar = next(p for p in diamonds if "10.61" in p.find(f"{SVG}title").text)
         assert float(re.match(r"M([\d.]+) ", on_bar.get("d")).group(1)) == centre
-    assert len([p for p in svg.iter(f"{SVG}path") if p.get("class") == "paper"]) == 2
+    assert len([p for p in svg.iter(f"{SVG}path") if p.get("class") == "paper"]) == 4
     # and the table gives the other models no Δ and no paper row
     md = render_markdown([lenet, custom])
     assert "| reported |" not in md and "+2.00" not in md
+
+    # where the paper has both models (Table 2, standard training), each group gets its own model's points
+    r18 = paper_run(demo, method="standard", name="ResNet-18 standard")
+    le5 = paper_run(demo, model="lenet5", method="standard", name="LeNet-5 standard")
+    svg = ET.fromstring(render_svg([r18, le5]))
+    points = {g.get("data-model"): sorted(p.find(f"{SVG}title").text for p in g.iter(f"{SVG}path")
+                                          if p.get("class") == "paper")
+              for g in svg.iter(f"{SVG}g") if g.get("class") == "group"}
+    assert points == {
+        "resnet18": ["paper (resnet18, standard, CIFAR-10-S (EM + OPS)): 16.67%",
+                     "paper (resnet18, standard, EM noise only): 19.58%",
+                     "paper (resnet18, standard, OPS only (1 pixel)): 15.56%",
+                     "paper (resnet18, standard, clean CIFAR-10): 94.01%"],
+        "lenet5": ["paper (lenet5, standard, EM noise only): 26.98%", "paper (lenet5, standard, OPS only (1 pixel)): 22.19%",
+                   "paper (lenet5, standard, clean CIFAR-10): 70.27%"],
+    }
 
 
 def test_links_paper_code_and_only_http(demo):
@@ -240,10 +299,13 @@ def test_links_paper_code_and_only_http(demo):
 def test_footnotes_are_on_the_page_not_only_on_hover(demo):
     page = render_html(demo)
     notes = re.findall(r'<li id="fn-(\d+)" value="\d+">(.*?)</li>', page)
-    assert [k for k, _ in notes] == ["1", "2", "3"]
+    assert [k for k, _ in notes] == ["1", "2", "3", "4"]
     assert "settings differ from the paper&#x27;s: amp=false (paper true)" in notes[0][1]
+    assert "augmentation=&quot;randaugment-tv&quot;" in notes[3][1] and "augmentation" not in notes[0][1]
     assert " title=" not in page.split("<svg")[0]  # nothing hidden in tooltips above the chart
-    assert page.count('<a href="#fn-1">†1</a>') == 12  # every demo row points at its note
+    # every demo row points at its settings note: standard and AT at one, RandAugment at the other
+    assert page.count('<a href="#fn-1">†1</a>') == 8 and page.count('<a href="#fn-4">†4</a>') == 4
+    assert page.count('<a href="#fn-2">†2</a>') == 12  # and all twelve at the subset note
 
 
 # ------------------------------------------------------------------------------------------------

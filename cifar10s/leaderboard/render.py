@@ -25,7 +25,7 @@ import hashlib
 import html
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,32 +62,65 @@ _SECTIONS = (
 # layout: sections, tables, paper rows, footnotes
 
 
+#: the authors' code, linked on the paper's rows when the baselines' source record names none
+_AUTHORS_CODE = "https://github.com/cychomatica/One-Pixel-Shotcut"
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?")
+
+
+def _paper_links(source: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The paper (its ``url``, else its arXiv id) and the authors' code, as (label, URL) links."""
+    def url(key: str) -> str | None:
+        value = source.get(key)
+        return http_url(value, key) if isinstance(value, str) else None
+
+    arxiv = source.get("arxiv")
+    paper = url("url") or url("arxiv") or (
+        f"https://arxiv.org/abs/{arxiv}" if isinstance(arxiv, str) and _ARXIV_ID.fullmatch(arxiv) else None)
+    code = url("code") or _AUTHORS_CODE
+    return tuple((label, u) for label, u in (("paper", paper), ("code", code)) if u)
+
+
+def _tables_text(names: Sequence[str]) -> str:
+    """``["table2", "table4", "table5"]`` -> ``"Tables 2, 4 and 5"``."""
+    nums = [n.replace("table", "") for n in names]
+    if len(nums) == 1:
+        return f"Table {nums[0]}"
+    return f"Tables {', '.join(nums[:-1])} and {nums[-1]}"
+
+
 def _paper_entries(reproduced: Sequence[Entry], comparable: bool) -> list[Entry]:
-    """The paper's rows whose (model, method, training set) matches one of ``reproduced``."""
+    """The paper's rows whose (model, method, training set) matches one of ``reproduced``.
+
+    Only clean-test accuracies (Tables 2-5) are candidates: Table 1 measures training sets.
+    Table 5's k-pixel rows (training set ``ops-kK``) only match a result trained on that many
+    pixels. A setting printed in several tables with the same number (ResNet-18, standard, OPS:
+    15.56 in Tables 2, 4 and 5) is one row naming every table it is printed in.
+    """
     from .baselines import load_baselines, rows
 
-    keys = {(e.model_key, e.method.lower(), e.paper_train_set) for e in reproduced if e.model_key}
+    keys = {(e.model_key, e.method.lower(), e.paper_train_set) for e in reproduced
+            if e.model_key and e.paper_train_set}
     if not keys:
         return []
-    paper = load_baselines().get("paper", {})
-    links = tuple((label, url) for label, url in (("paper", http_url(paper.get("arxiv"), "paper")),
-                                                  ("code", http_url(paper.get("code"), "code"))) if url)
-    out = []
-    seen: set[tuple[str, str, str]] = set()
-    for r in rows():  # paper order: a setting printed in several tables is shown once, from the first
+    links = _paper_links(load_baselines().get("source") or {})
+    printed: dict[tuple[str, str, str, float], list[str]] = {}  # paper order: first printed first
+    for r in rows():
         key = (r.model, r.method, r.train_set)
-        if r.test_acc is None or key not in keys or key in seen:
+        if r.test_acc is None or key not in keys:
             continue
-        seen.add(key)
-        table = r.table.replace("table", "Table ")
-        out.append(Entry(
-            source="reported", name=f"Wu et al., One-Pixel Shortcut, {table}", authors=(), links=links,
-            model=r.model, model_key=r.model, method=r.method, defense="", variant=r.train_set,
-            train_set=r.train_set, paper_train_set=r.train_set, preset="paper", seeds=None,
-            final=r.test_acc / 100.0, final_std=None, best=None, diff_pp=None, harness="–", date="2023",
-            notes=(), comparable=comparable, file="",
-        ))
-    return out
+        tables = printed.setdefault((*key, r.test_acc), [])
+        if r.table not in tables:
+            tables.append(r.table)
+    return [
+        Entry(
+            source="reported", name=f"Wu et al., One-Pixel Shortcut, {_tables_text(tables)}", authors=(),
+            links=links, model=model, model_key=model, method=method, defense="", variant=train_set,
+            train_set=train_set, paper_train_set=train_set, preset="paper", seeds=None, final=acc / 100.0,
+            final_std=None, best=None, diff_pp=None, harness="–", date="2023", notes=(), comparable=comparable,
+            file="",
+        )
+        for (model, method, train_set, acc), tables in printed.items()
+    ]
 
 
 def _order(rows: Iterable[Entry]) -> list[Entry]:
@@ -126,7 +159,8 @@ def _layout(rows: Sequence[Entry]) -> list[_Part]:
         for e in ours + _paper_entries(ours, comparable):
             by.setdefault(e.train_set, []).append(e)
         tables, used = [], []
-        for train_set in [s for s in _SET_ORDER if s in by] + sorted(s for s in by if s not in _SET_ORDER):
+        for train_set in [s for s in _SET_ORDER if s in by] + sorted((s for s in by if s not in _SET_ORDER),
+                                                                     key=_natural):
             table, rank = [], 0
             for e in _order(by[train_set]):
                 refs = [numbers.setdefault(n, len(numbers) + 1) for n in e.notes]
@@ -151,8 +185,14 @@ def _final_text(e: Entry) -> str:
     return _pct(e.final)
 
 
+def _natural(text: str) -> list[Any]:
+    """Sort key that puts ``ops-k2`` before ``ops-k10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
 def _set_title(train_set: str) -> str:
-    return _SET_TITLES.get(train_set, train_set)
+    k = re.fullmatch(r"ops-k(\d+)", train_set)
+    return f"OPS only ({k.group(1)} pixels)" if k else _SET_TITLES.get(train_set, train_set)
 
 
 _EMPTY_COMPARABLE = "No result yet was scored with the paper preset on the official CIFAR-10 data."
