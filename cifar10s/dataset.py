@@ -46,6 +46,9 @@ class CIFAR10S(VisionDataset):
         verify: check every array's sha256 against the manifest on load (default). With False
             only sizes, shapes and dtypes are checked.
         mmap: memory-map the arrays (default) instead of reading them into memory.
+        allow_slow: let ``download=True`` build EM noise even if a short probe expects it to take
+            more than an hour on this machine (otherwise that build stops at once with a
+            :class:`~cifar10s.em.SlowBuildError` saying what to do instead).
 
     Attributes match torchvision's CIFAR10: ``data`` (N, 32, 32, 3) uint8, ``targets`` (list of
     int), ``classes``, ``class_to_idx``; plus ``manifest`` (provenance of the loaded data) and
@@ -66,6 +69,7 @@ class CIFAR10S(VisionDataset):
         cifar10: str | os.PathLike[str] | None = None,
         verify: bool = True,
         mmap: bool = True,
+        allow_slow: bool = False,
     ) -> None:
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.train = train
@@ -77,7 +81,7 @@ class CIFAR10S(VisionDataset):
         if download and cifar10 is None and not is_complete(folder):
             self._fetch_release(wanted)
         if download and (not is_complete(folder) or self._other_source(folder, cifar10)):
-            build_variant(self.root, wanted, cifar10=cifar10, download=True)
+            build_variant(self.root, wanted, cifar10=cifar10, download=True, allow_slow=allow_slow)
         if not is_complete(folder):
             raise NotBuiltError(self._not_built_message(wanted, folder))
         self.manifest = verify_folder(folder, check_hashes=verify)
