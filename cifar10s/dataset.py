@@ -49,6 +49,9 @@ class CIFAR10S(VisionDataset):
             instead of reading them into memory.
         repo_id / revision: the Hub release ``download=True`` tries first (default: the package's
             pinned release); pin a release by its commit sha.
+        allow_slow: let ``download=True`` build EM noise even if a short probe expects it to take
+            more than an hour on this machine (otherwise that build stops at once with a
+            :class:`~cifar10s.em.SlowBuildError` saying what to do instead).
 
     Attributes match torchvision's CIFAR10: ``data`` (N, 32, 32, 3) uint8, ``targets`` (list of
     int), ``classes``, ``class_to_idx``; plus ``manifest`` (provenance of the loaded data) and
@@ -71,6 +74,7 @@ class CIFAR10S(VisionDataset):
         mmap: bool = True,
         repo_id: str | None = None,
         revision: str | None = None,
+        allow_slow: bool = False,
     ) -> None:
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.train = train
@@ -82,7 +86,7 @@ class CIFAR10S(VisionDataset):
         if download and not is_complete(folder) and self._hub_first(wanted, cifar10):
             self._fetch_release(wanted, repo_id, revision)
         if download and (not is_complete(folder) or self._other_source(folder, cifar10)):
-            build_variant(self.root, wanted, cifar10=cifar10, download=True)
+            build_variant(self.root, wanted, cifar10=cifar10, download=True, allow_slow=allow_slow)
         if not is_complete(folder):
             raise NotBuiltError(self._not_built_message(wanted, folder))
         self.manifest = verify_folder(folder, check_hashes=verify)

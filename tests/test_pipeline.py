@@ -45,7 +45,7 @@ def release(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("release")
     archive = make_cifar_archive(root / "cifar-10-python.tar.gz")
-    report = rebuild(root, recipe=tiny_recipe(), cifar10=archive, progress=False)
+    report = rebuild(root, recipe=tiny_recipe(), cifar10=archive, progress=False, allow_unconverged=True)
     assert [s.status for s in report.stages] == ["built"] * 4
     return root
 
@@ -98,7 +98,7 @@ def test_unchanged_stages_are_cached_and_changed_inputs_rebuild(release, tmp_pat
     report = rebuild(root, recipe=tiny_recipe(), progress=False)
     assert [s.status for s in report.stages] == ["cached"] * 4
     other = dataclasses.replace(tiny_recipe(), em=dataclasses.replace(tiny_recipe().em, seed=1))
-    report = rebuild(root, recipe=other, progress=False)
+    report = rebuild(root, recipe=other, progress=False, allow_unconverged=True)
     assert [s.status for s in report.stages] == ["cached", "cached", "built", "built"]
 
 
@@ -148,7 +148,7 @@ def test_verify_compares_a_different_em_within_tolerance(release, tmp_path):
     build = tmp_path / "build"
     shutil.copytree(release, build)
     rebuild(build, recipe=dataclasses.replace(tiny_recipe(), em=dataclasses.replace(tiny_recipe().em, seed=3)),
-            progress=False)
+            progress=False, allow_unconverged=True)
     loose = verify_build(build, release, effect=False)
     em = next(c for c in loose.checks if c.name == "EM noise vs release")
     assert em.passed and "values identical" in em.detail

@@ -4,7 +4,9 @@
     torchrun --nproc_per_node=8 -m cifar10s.em --data cifar-10-python.tar.gz --out em.npz --workdir out/em
 
 Writes (rank 0) an ``.npz`` with ``noise`` (int8), ``perturbed`` (uint8), ``labels`` and the JSON
-round log; re-running with the same ``--workdir`` resumes an interrupted run.
+round log; re-running with the same ``--workdir`` resumes an interrupted run. Exit status: 0
+converged, 2 ``--max-rounds`` reached first, 3 refused because the probe estimates more than an
+hour on this device (``--allow-slow`` runs it anyway).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cifar10s.em.config import EMConfig
+from cifar10s.em.errors import SlowBuildError
 from cifar10s.em.generate import generate_em_noise
 
 
@@ -44,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format on the CPU too (always used on CUDA)")
+    p.add_argument("--allow-slow", action="store_true",
+                   help="run even if the probe estimates more than an hour on this device")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -56,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None:
             images, labels = images[: args.limit], labels[: args.limit]
         cfg = EMConfig(mode=args.mode, seed=args.seed, generator_width=args.width,
-                       max_rounds=args.max_rounds, amp=args.amp, compile=args.compile)
-        result = generate_em_noise(images, labels, cfg, device=args.device, workdir=args.workdir,
-                                   progress=not args.no_progress)
+                       max_rounds=args.max_rounds, amp=args.amp, compile=args.compile,
+                       channels_last=True if args.channels_last else None)
+        try:
+            result = generate_em_noise(images, labels, cfg, device=args.device, workdir=args.workdir,
+                                       progress=not args.no_progress, allow_slow=args.allow_slow)
+        except SlowBuildError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
         if not dist or torch.distributed.get_rank() == 0:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             np.savez(args.out, noise=result.noise, perturbed=result.perturbed, labels=labels,

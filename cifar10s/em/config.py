@@ -26,6 +26,11 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 # Fields that may change between a run and its resumption without changing the result.
 RESUME_FREE_FIELDS = frozenset({"max_rounds"})
 
+# Fields added after recipe v1 was frozen: left out of ``to_dict`` while at their "unset" value, so
+# the recipe hashes (the EM stage's cache key) and the recipes recorded in built manifests stay
+# the same for every config that does not use them.
+_OMIT_WHEN_NONE = ("channels_last",)
+
 
 @dataclass(frozen=True)
 class EMConfig:
@@ -70,7 +75,11 @@ class EMConfig:
     amp: bool = False
     """bf16 autocast for the generator's forward passes (off by default; see docs/em.md)."""
     compile: bool = False
-    """Wrap the generator in ``torch.compile``."""
+    """Wrap the generator in ``torch.compile`` (inductor; on the CPU it needs a C compiler)."""
+    channels_last: bool | None = None
+    """Channels-last memory format for the generator and its batches. ``None``: on CUDA only (so
+    the default CPU run stays contiguous NCHW and its results do not change); ``True``: on every
+    device, the CPU included; ``False``: never."""
     deterministic: bool = True
     """Turn on ``torch.use_deterministic_algorithms`` (warn-only) for the run."""
     sync_bn: bool = True
@@ -93,6 +102,11 @@ class EMConfig:
             raise ValueError("stop_error must be in [0, 1)")
         if self.epsilon >= 255:
             raise ValueError("epsilon is in 1/255 units and must be < 255")
+        for name in ("amp", "compile", "deterministic", "sync_bn"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise TypeError(f"channels_last must be true, false or null, got {self.channels_last!r}")
 
     def resolved(self) -> EMConfig:
         """A copy with the per-mode ``None`` defaults filled in."""
@@ -104,8 +118,16 @@ class EMConfig:
         """The L-inf bound of the quantized noise in integer 1/255 units (floor of ``epsilon``)."""
         return int(self.epsilon + 1e-9)
 
+    def uses_channels_last(self, device_type: str) -> bool:
+        """Whether the run on a device of this type uses the channels-last memory format."""
+        return device_type == "cuda" if self.channels_last is None else self.channels_last
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name in _OMIT_WHEN_NONE:
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EMConfig:

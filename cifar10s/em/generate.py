@@ -22,8 +22,8 @@ a given machine, checkpointed atomically after every round and resumable bit-for
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,10 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cifar10s.em import budget
 from cifar10s.em import checkpoint as ckpt
 from cifar10s.em.config import RESUME_FREE_FIELDS, EMConfig
+from cifar10s.em.errors import SlowBuildError
+from cifar10s.em.progress import round_summary
 from cifar10s.em.quantize import apply_noise, quantize_noise
 from cifar10s.models.resnet import resnet18
+from cifar10s.runtime import derive_seed
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -88,8 +92,7 @@ class _Dist:
 
 def _derive_seed(seed: int, *parts: object) -> int:
     """A 63-bit seed from ``seed`` and a label: independent, stateless streams per epoch/round."""
-    text = ":".join([str(int(seed))] + [str(p) for p in parts])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
+    return derive_seed(int(seed), *parts)
 
 
 def _order(n: int, seed: int, shuffle: bool, *stream: object) -> torch.Tensor:
@@ -201,7 +204,7 @@ class _EMRun:
         self.n = int(images.shape[0])
         self.eps = config.epsilon / 255.0
         self.step = config.step_size / 255.0
-        self.channels_last = device.type == "cuda"
+        self.channels_last = config.uses_channels_last(device.type)
 
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
         self.x_u8 = x.to(device)
@@ -311,7 +314,9 @@ class _EMRun:
         order = _order(self.n, self.cfg.seed, bool(self.cfg.shuffle), "train", self.epoch)
         return _batches(order, self.cfg.batch_size, bool(self.cfg.drop_last))
 
-    def train_window(self) -> dict[str, float]:
+    def train_window(self, progress: bool = False) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
         cfg = self.cfg
         assert self._train_forward is not None
         self.model.train()
@@ -320,7 +325,9 @@ class _EMRun:
         loss_sum = torch.zeros((), device=self.dev, dtype=torch.float64)
         correct = torch.zeros((), device=self.dev, dtype=torch.float64)
         count = 0
-        for _ in range(cfg.train_steps):
+        steps = tqdm(range(cfg.train_steps), desc=f"round {self.round + 1} generator", leave=False,
+                     disable=not progress, unit="step")
+        for _ in steps:
             if self.cursor >= len(batches):  # epoch exhausted: the authors re-create the iterator
                 self.epoch += 1
                 self.cursor = 0
@@ -466,6 +473,18 @@ def _check_resume(state: dict[str, Any], cfg: EMConfig, fingerprint: str, world:
                       "processes: the result will differ from an uninterrupted run", stacklevel=3)
 
 
+def _estimate(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, dev: torch.device, dd: _Dist,
+              rounds_done: int) -> budget.EMTimeEstimate:
+    """The probe's estimate of the rounds left; under torchrun the mean over ranks, so that every
+    rank takes the same decision."""
+    estimate = budget.measure_em_time(images, labels, cfg, dev, rounds_done=rounds_done,
+                                      world_size=dd.world)
+    if dd.enabled and dd.world > 1:
+        total = dd.all_reduce_(torch.tensor([estimate.round_seconds], dtype=torch.float64, device=dev))
+        estimate = estimate.with_round_seconds(float(total.item()) / dd.world)
+    return estimate
+
+
 def generate_em_noise(
     images: np.ndarray,
     labels: np.ndarray,
@@ -475,6 +494,7 @@ def generate_em_noise(
     workdir: Path | None = None,
     progress: bool = True,
     on_round: RoundCallback | None = None,
+    allow_slow: bool = False,
 ) -> EMResult:
     """Generate error-minimizing noise for ``images`` (uint8 NHWC) with labels ``labels``.
 
@@ -482,6 +502,11 @@ def generate_em_noise(
     (one JSON line per round) go; if it already holds a checkpoint for the same data and config,
     the run continues from it and ends with the same noise as an uninterrupted run.
     ``on_round`` is called with each round's log record after its checkpoint is written.
+    Before the first round a probe of a few seconds times the run on this device
+    (:mod:`cifar10s.em.budget`); if the rounds left would take more than an hour,
+    :class:`~cifar10s.em.errors.SlowBuildError` is raised unless ``allow_slow`` is set (which also
+    skips the probe). ``progress`` shows bars for the rounds and their phases and, after each
+    round, the accuracy trend and the time left.
     Under ``torchrun`` (an initialized default process group) every rank must call this with the
     same arguments; all ranks return the whole result, rank 0 writes the files.
     """
@@ -507,6 +532,13 @@ def generate_em_noise(
 
         from tqdm.auto import tqdm
 
+        if not allow_slow and not run.converged and run.round < cfg.max_rounds:
+            estimate = _estimate(images, labels, cfg, dev, dd, run.round)
+            if progress and is_main:
+                tqdm.write(f"EM time estimate: {estimate.describe()}", file=sys.stderr)
+            if estimate.seconds > budget.SLOW_LIMIT_S:
+                raise SlowBuildError(estimate, limit_s=budget.SLOW_LIMIT_S)
+
         target = 1.0 - cfg.stop_error
         bar = tqdm(total=cfg.max_rounds, initial=min(run.round, cfg.max_rounds), unit="round",
                    desc=f"EM {cfg.mode}", disable=not (progress and is_main))
@@ -516,7 +548,7 @@ def generate_em_noise(
             while not run.converged and run.round < cfg.max_rounds:
                 t0 = time.perf_counter()
                 rec: dict[str, Any] = {"round": run.round + 1}
-                rec.update(run.train_window())
+                rec.update(run.train_window(progress and is_main))
                 t1 = time.perf_counter()
                 processed = run.search(progress and is_main)
                 t2 = time.perf_counter()
@@ -543,6 +575,8 @@ def generate_em_noise(
                     ckpt.append_log(workdir, rec)
                 bar.update(1)
                 bar.set_postfix_str(f"acc {rec['eval_acc']:.4f} / target >= {target:.2f}")
+                if progress and is_main:
+                    tqdm.write(round_summary(run.log, cfg.max_rounds, cfg.stop_error), file=sys.stderr)
                 if on_round is not None:
                     on_round(dict(rec))
         finally:

@@ -49,7 +49,7 @@ from ..store import (
     verify_folder,
 )
 from ..variants import VariantSpec
-from .recipe import Recipe, load_recipe
+from .recipe import DEFAULT_RECIPE, Recipe, load_recipe
 
 #: Bump when the OPS search or its application changes output bytes (invalidates cached builds).
 OPS_ALGORITHM_VERSION = 1
@@ -156,22 +156,53 @@ def em_inputs_key(clean: dict[str, Any], recipe: Recipe) -> str:
     return _key(stage="em", clean_train=clean["files"][TRAIN_IMAGES]["sha256"], em=recipe.em_key)
 
 
+def _em_work_key(clean: dict[str, Any], recipe: Recipe) -> str:
+    """Name of the EM checkpoint folder: like :func:`em_inputs_key` but blind to the fields a run
+    may change when resumed (``max_rounds``), so a larger ``max_rounds`` continues a stopped run."""
+    from ..em.config import RESUME_FREE_FIELDS
+
+    em = {k: v for k, v in recipe.em.to_dict().items() if k not in RESUME_FREE_FIELDS}
+    return _key(stage="em-work", clean_train=clean["files"][TRAIN_IMAGES]["sha256"], em=em)
+
+
 def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
-              device: str | None, progress: bool) -> Path:
-    """Generate EM noise for the clean training set (resumable) and publish the ``em`` folder."""
-    from ..em import generate_em_noise
+              device: str | None, progress: bool, *, spec: VariantSpec,
+              allow_slow: bool = False, allow_unconverged: bool = False) -> Path:
+    """Generate EM noise for the clean training set (resumable) and publish the ``em`` folder.
+
+    Refuses (:class:`~cifar10s.em.SlowBuildError`, within seconds) a run the probe expects to
+    last more than an hour on ``device`` unless ``allow_slow``, and publishes nothing for noise
+    that reached ``max_rounds`` without meeting the stop condition
+    (:class:`~cifar10s.em.UnconvergedEMError`) unless ``allow_unconverged``; such a variant is
+    then marked ``"release_grade": false``.
+    """
+    from ..em import SlowBuildError, UnconvergedEMError, generate_em_noise
+    from ..em.checkpoint import read_log
 
     clean_dir = clean_folder(root)
     images = np.array(load_array(clean_dir, TRAIN_IMAGES, clean))  # a writable in-memory copy
     labels = np.array(load_array(clean_dir, TRAIN_LABELS, clean))
-    workdir = data_dir(root) / WORK_DIR / f"em-{key[:16]}"
+    workdir = data_dir(root) / WORK_DIR / f"em-{_em_work_key(clean, recipe)[:16]}"
+    if any(r["round"] > recipe.em.max_rounds for r in read_log(workdir)):
+        shutil.rmtree(workdir)  # a stopped run longer than this recipe allows: start afresh
     t0 = time.perf_counter()
-    result = generate_em_noise(images, labels, recipe.em, device=device, workdir=workdir, progress=progress)
+    try:
+        result = generate_em_noise(images, labels, recipe.em, device=device, workdir=workdir,
+                                   progress=progress, allow_slow=allow_slow)
+    except SlowBuildError as exc:  # the same refusal, with this build's own command line
+        recipe_arg = "" if recipe.version == DEFAULT_RECIPE else " --recipe RECIPE"
+        raise SlowBuildError(exc.estimate, limit_s=exc.limit_s, root=root,
+                             variant_args=spec.cli_args() + recipe_arg) from None
     seconds = time.perf_counter() - t0
+    final_accuracy = result.log[-1].get("eval_acc") if result.log else None
     if not result.converged:
+        if not allow_unconverged:
+            raise UnconvergedEMError(rounds=result.rounds, accuracy=final_accuracy,
+                                     stop_error=recipe.em.stop_error, workdir=workdir)
         warnings.warn(
             f"EM stopped after {result.rounds} rounds without reaching the stop criterion "
-            f"(error <= {recipe.em.stop_error}); the em folder records converged=false", stacklevel=2
+            f"(error <= {recipe.em.stop_error}); published as asked, marked release_grade=false "
+            "and converged=false", stacklevel=2
         )
     import torch
 
@@ -194,8 +225,9 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
                 "source": clean["source"],
                 "files": files,
                 "recipe": recipe.to_dict(),
+                "release_grade": bool(result.converged),
                 "em": {"rounds": result.rounds, "converged": result.converged,
-                       "final_accuracy": result.log[-1].get("eval_acc") if result.log else None,
+                       "final_accuracy": final_accuracy,
                        "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu"))},
                 "environment": environment_record(),
                 "timings_s": {"em": round(seconds, 1)},
@@ -215,6 +247,8 @@ def build_variant(
     progress: bool = True,
     recipe: Recipe | str | os.PathLike[str] | None = None,
     device: str | None = None,
+    allow_slow: bool = False,
+    allow_unconverged: bool = False,
 ) -> Path:
     """Build ``spec`` (and the stages it needs) under ``root``; return its folder.
 
@@ -223,7 +257,11 @@ def build_variant(
     are cached: one is redone only when its inputs changed, its files fail verification, or
     ``force`` is set (which rebuilds the requested variant only). ``recipe`` fixes the EM
     hyper-parameters (default: the packaged ``v1``); ``device`` is where EM runs (default: CUDA if
-    available).
+    available). EM that a few-second probe expects to take more than an hour on that device is
+    refused (:class:`~cifar10s.em.SlowBuildError`) unless ``allow_slow``; EM that reaches
+    ``max_rounds`` without meeting its stop condition publishes nothing
+    (:class:`~cifar10s.em.UnconvergedEMError`) unless ``allow_unconverged``, and is then marked
+    ``"release_grade": false`` in its manifest and in those of the variants built on it.
     """
     root = Path(root).expanduser()
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -250,7 +288,8 @@ def build_variant(
         if spec.kind in ("em", "cifar10s"):
             key = em_inputs_key(clean, recipe)
             if (force and spec.kind == "em") or not _up_to_date(em_dir, fingerprint, key):
-                _build_em(root, clean, recipe, key, device, progress)
+                _build_em(root, clean, recipe, key, device, progress, spec=spec,
+                          allow_slow=allow_slow, allow_unconverged=allow_unconverged)
             em_manifest = verify_folder(em_dir, check_hashes=False)
             if spec.kind == "em":
                 return em_dir
@@ -265,6 +304,7 @@ def build_variant(
         else:
             base = load_array(em_dir, TRAIN_IMAGES, em_manifest)
             extra = {"recipe": em_manifest["recipe"], "em": em_manifest["em"],
+                     "release_grade": bool(em_manifest.get("release_grade", em_manifest["em"]["converged"])),
                      "em_manifest_sha256": sha256_file(em_dir / MANIFEST)}
         return _build_ops(root, spec, base, labels, clean, {"inputs_key": key, **extra})
 

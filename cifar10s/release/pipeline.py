@@ -67,8 +67,13 @@ def rebuild(
     device: str | None = None,
     force: bool = False,
     progress: bool = True,
+    allow_slow: bool = False,
+    allow_unconverged: bool = False,
 ) -> RebuildReport:
-    """Build every stage of ``recipe`` under ``root``; ``force`` redoes each one."""
+    """Build every stage of ``recipe`` under ``root``; ``force`` redoes each one.
+
+    ``allow_slow`` / ``allow_unconverged``: see :func:`~cifar10s.release.builders.build_variant`.
+    """
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     report = RebuildReport(recipe.to_dict())
     for i, spec in enumerate(release_stages(recipe)):
@@ -76,7 +81,8 @@ def rebuild(
         before = _stamp(folder)
         t0 = time.perf_counter()
         build_variant(root, spec, cifar10=cifar10 if i == 0 else None, download=download, force=force,
-                      progress=progress, recipe=recipe, device=device)
+                      progress=progress, recipe=recipe, device=device, allow_slow=allow_slow,
+                      allow_unconverged=allow_unconverged)
         after = _stamp(folder)
         status = "cached" if before is not None and before == after else "built"
         report.stages.append(StageResult(spec.folder_name, status, time.perf_counter() - t0, str(folder)))
