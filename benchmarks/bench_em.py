@@ -98,7 +98,7 @@ def naive_search(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
 def batched_rounds(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, device: torch.device,
                    rounds: int) -> list[dict]:
     cfg = EMConfig.from_dict({**cfg.to_dict(), "max_rounds": rounds, "stop_error": 0.0})
-    return generate_em_noise(images, labels, cfg, device=device, progress=False).log
+    return generate_em_noise(images, labels, cfg, device=device, progress=False, allow_slow=True).log
 
 
 def search_pass_rates(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, device: torch.device,

@@ -67,14 +67,14 @@ def current_context() -> DistContext:
 def resolve_device(device: torch.device | str | None = None, ctx: DistContext | None = None) -> torch.device:
     """The device a job runs on: the one asked for, else CUDA when present, else the CPU.
 
-    Under ``torchrun`` a bare ``"cuda"`` (or the default) means this process's local GPU; a
-    ``gloo`` job defaults to the CPU.
+    A bare ``"cuda"`` (or the default) gets an index: this process's local GPU under ``torchrun``,
+    else the current one. A ``gloo`` job defaults to the CPU.
     """
     ctx = ctx if ctx is not None else current_context()
     if device is not None:
         dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None and ctx.distributed:
-            dev = torch.device("cuda", ctx.local_rank)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", ctx.local_rank if ctx.distributed else torch.cuda.current_device())
         return dev
     if torch.cuda.is_available() and ctx.backend != "gloo":
         return torch.device("cuda", ctx.local_rank if ctx.distributed else torch.cuda.current_device())

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "HelpFormatter",
     "add_command",
+    "add_em_guard_args",
     "add_variant_args",
     "cli_words",
     "parse_sets",
@@ -99,6 +100,15 @@ def add_variant_args(p: argparse.ArgumentParser, default: str = "ops") -> None:
                    "default: from --variant (1)")
     p.add_argument("--objective", choices=OBJECTIVES, default=None,
                    help="OPS search objective: the authors' code (mean-std) or the paper's eq. 3; default mean-std")
+
+
+def add_em_guard_args(p: argparse.ArgumentParser) -> None:
+    """The opt-ins of builds that may compute EM noise."""
+    p.add_argument("--allow-slow", action="store_true",
+                   help="compute EM noise even if a short probe expects it to take over an hour on this device")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="publish EM noise that reached max_rounds without meeting its stop criterion "
+                        "(marked release_grade=false)")
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_command, add_variant_args, spec_from_args
+from .common import add_command, add_em_guard_args, add_variant_args, spec_from_args
 
 __all__ = ["register"]
 
@@ -30,6 +30,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     folder = build_variant(
         args.root, spec, cifar10=args.cifar10, download=args.download, force=args.force,
         progress=not args.quiet, recipe=args.recipe, device=args.device,
+        allow_slow=args.allow_slow, allow_unconverged=args.allow_unconverged,
     )
     manifest = read_manifest(folder)
     src = manifest["source"]
@@ -78,6 +79,8 @@ def _describe(name: str, m: dict[str, Any]) -> str:
         state = "converged" if em.get("converged") else "NOT converged"
         line += (f" (EM {state}: generator accuracy {em.get('final_accuracy')} after {em.get('rounds')} rounds "
                  f"on {em.get('device')})")
+    if m.get("release_grade") is False:
+        line += "; NOT release grade (built with --allow-unconverged)"
     return line
 
 
@@ -130,6 +133,7 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
     p.add_argument("--recipe", default=None, help="EM recipe: a JSON file or a packaged version (default: v1)")
     p.add_argument("--device", default=None, help="where EM runs, e.g. cuda or cpu (default: cuda if available)")
+    add_em_guard_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import data, leaderboard, release, shuffle, train
+from . import data, em, leaderboard, release, shuffle, train
 from .common import HelpFormatter, run
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.register(sub)  # score/submit, validate, leaderboard, baselines
     shuffle.register(sub)  # Table 1's shuffle experiment and the shuffled evaluation sets
     train.register(sub)  # train (torchrun-ready)
+    em.register(sub)  # EM noise on its own (torchrun-ready)
     return parser
 
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import add_command
+from .common import add_command, add_em_guard_args
 
 __all__ = ["register"]
 
@@ -25,7 +25,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from ..release.pipeline import rebuild
 
     report = rebuild(args.root, recipe=args.recipe, cifar10=args.cifar10, download=args.download,
-                     device=args.device, force=args.force, progress=not args.quiet)
+                     device=args.device, force=args.force, progress=not args.quiet,
+                     allow_slow=args.allow_slow, allow_unconverged=args.allow_unconverged)
     print(report.to_text())
     if args.report:
         from ..store import atomic_write_json
@@ -50,7 +51,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             from ..release.pipeline import rebuild
 
             print(rebuild(args.root, recipe=args.recipe, cifar10=args.cifar10, device=args.device,
-                          progress=not args.quiet).to_text())
+                          progress=not args.quiet, allow_slow=args.allow_slow,
+                          allow_unconverged=args.allow_unconverged).to_text())
         report = verify_build(
             args.root, release,
             em_tolerance=EMTolerance(args.em_min_identical, args.em_max_diff),
@@ -104,6 +106,7 @@ def register(sub: Any) -> None:
     p.add_argument("--download", action="store_true", help="download the official CIFAR-10 if no copy is found")
     p.add_argument("--device", default=None, help="where EM runs (default: cuda if available)")
     p.add_argument("--force", action="store_true", help="redo every stage")
+    add_em_guard_args(p)
     p.add_argument("--report", type=Path, default=None, help="also write the stage report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_rebuild)
@@ -120,6 +123,7 @@ def register(sub: Any) -> None:
     p.add_argument("--recipe", default=None, help="recipe for --rebuild (default: v1)")
     p.add_argument("--cifar10", type=Path, default=None, help="CIFAR-10 source for --rebuild")
     p.add_argument("--device", default=None, help="where EM and the effect run (default: cuda if available)")
+    add_em_guard_args(p)
     p.add_argument("--em-min-identical", type=float, default=0.0,
                    help="required share of identical EM noise values (fresh GPU runs differ)")
     p.add_argument("--em-max-diff", type=int, default=16, help="allowed max |EM noise difference| in 1/255")

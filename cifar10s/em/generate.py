@@ -43,7 +43,7 @@ from cifar10s.em.errors import SlowBuildError
 from cifar10s.em.progress import round_summary
 from cifar10s.em.quantize import apply_noise, quantize_noise
 from cifar10s.models.resnet import resnet18
-from cifar10s.runtime import derive_seed
+from cifar10s.runtime import current_context, derive_seed, resolve_device
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -80,9 +80,8 @@ class _Dist:
 
     @staticmethod
     def detect() -> _Dist:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return _Dist(True, torch.distributed.get_rank(), torch.distributed.get_world_size())
-        return _Dist(False, 0, 1)
+        ctx = current_context()
+        return _Dist(ctx.backend is not None, ctx.rank, ctx.world_size)
 
     def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
         if self.enabled and self.world > 1:
@@ -108,17 +107,6 @@ def _batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torc
     if drop_last and out and len(out[-1]) < batch_size:
         out.pop()
     return out
-
-
-def _resolve_device(device: str | torch.device | None, dd: _Dist) -> torch.device:
-    if device is not None:
-        dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if dd.enabled else 0)
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if dd.enabled else 0)
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager
@@ -513,7 +501,7 @@ def generate_em_noise(
     cfg = config.resolved()
     images, labels = _check_inputs(images, labels, cfg)
     dd = _Dist.detect()
-    dev = _resolve_device(device, dd)
+    dev = resolve_device(device)
     is_main = dd.rank == 0
     workdir = Path(workdir) if workdir is not None else None
     fingerprint = ckpt.data_fingerprint(images, labels)

@@ -204,7 +204,6 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
             f"(error <= {recipe.em.stop_error}); published as asked, marked release_grade=false "
             "and converged=false", stacklevel=2
         )
-    import torch
 
     final = variant_folder(root, VariantSpec("em"))
     with staging_folder(root, final.name) as staging:
@@ -228,7 +227,7 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
                 "release_grade": bool(result.converged),
                 "em": {"rounds": result.rounds, "converged": result.converged,
                        "final_accuracy": final_accuracy,
-                       "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu"))},
+                       "device": result.extra.get("device")},
                 "environment": environment_record(),
                 "timings_s": {"em": round(seconds, 1)},
             },
