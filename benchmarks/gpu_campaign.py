@@ -468,7 +468,7 @@ def phase_effect(s: Settings) -> tuple[dict[str, Any], list[str]]:
     epochs = _epochs_for(budget, len(kinds), epoch_s, s.dry_run)
     rows = [_train_and_score(s, kind, "standard", epochs, evaluator) for kind in kinds]
     missing = [k for k in TRAINING_SETS if k not in kinds]
-    lines = _table(rows) + ([f"", f"not built (run phase em first): {', '.join(missing)}"] if missing else [])
+    lines = _table(rows) + (["", f"not built (run phase em first): {', '.join(missing)}"] if missing else [])
     return {"epoch_seconds_probe": epoch_s, "epochs": epochs, "runs": rows, "missing": missing}, lines
 
 
@@ -487,7 +487,7 @@ def phase_grid(s: Settings) -> tuple[dict[str, Any], list[str]]:
             break
         rows.append(_train_and_score(s, kind, method, epochs, evaluator, augmentation))
     skipped = len(cells) - len(rows)
-    lines = _table(rows) + ([f"", f"{skipped} cell(s) did not fit in the budget"] if skipped else [])
+    lines = _table(rows) + (["", f"{skipped} cell(s) did not fit in the budget"] if skipped else [])
     return {"epochs": epochs, "runs": rows, "cells_skipped": skipped}, lines
 
 
