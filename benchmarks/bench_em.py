@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cifar10s.em import EMConfig, generate_em_noise
-from cifar10s.em.generate import _determinism, _Dist, _EMRun
+from cifar10s.em.run import _determinism, _Dist, _EMRun
 
 
 def _sync(device: torch.device) -> None:

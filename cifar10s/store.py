@@ -10,6 +10,9 @@ A manifest is untrusted input when read back (it may come from a download or a t
 its schema is checked (plain file names inside the folder, typed entries), every listed file must
 be a regular file, not a link, whose ``.npy`` header agrees with the manifest, and the arrays must
 mean what the package expects (uint8 images (N, 32, 32, 3), int64 labels (N,) in 0..9).
+
+It is one module (about 500 lines) because the on-disk layout and its validation are one
+contract: every writer and reader of a variant folder goes through it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from cifar10s.em import EMConfig, apply_noise, generate_em_noise, quantize_noise
 from cifar10s.em import checkpoint as em_ckpt
-from cifar10s.em.generate import _Dist, _EMRun
+from cifar10s.em.run import _Dist, _EMRun
 from cifar10s.models.resnet import resnet18
 
 DATA = Path(os.environ.get(

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from cifar10s.em import EMConfig, generate_em_noise
-from cifar10s.em import generate as em_generate
-from cifar10s.em.generate import _Dist, _EMRun
+from cifar10s.em import run as em_run
+from cifar10s.em.run import _Dist, _EMRun
 from cifar10s.release.recipe import load_recipe
 from cifar10s.runtime import derive_seed
 
@@ -132,7 +132,7 @@ def test_compile_on_cpu(data, monkeypatch):
     from torch._dynamo.utils import counters
 
     x, y = data
-    monkeypatch.setattr(em_generate, "build_generator", _small_generator)
+    monkeypatch.setattr(em_run, "build_generator", _small_generator)
     try:
         run = engine(x, y, config(compile=True))
         assert isinstance(run._eval_forward, torch._dynamo.eval_frame.OptimizedModule)

@@ -19,7 +19,8 @@ A run whose probed time on the device is over an hour raises :class:`SlowBuildEr
 from cifar10s.em.budget import EMTimeEstimate, estimate_em_time, probe_em
 from cifar10s.em.config import EMConfig
 from cifar10s.em.errors import SlowBuildError, UnconvergedEMError
-from cifar10s.em.generate import EMResult, build_generator, generate_em_noise, pgd_min
+from cifar10s.em.generate import EMResult, generate_em_noise
+from cifar10s.em.run import build_generator, pgd_min
 from cifar10s.em.quantize import apply_noise, quantize_noise
 
 __all__ = [

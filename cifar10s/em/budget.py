@@ -29,6 +29,7 @@ import torch
 from ..runtime import derive_seed
 from .config import EMConfig
 from .progress import format_seconds
+from .run import _Dist, _EMRun
 
 #: A build whose estimate is above this many seconds needs ``allow_slow=True``.
 SLOW_LIMIT_S = 3600.0
@@ -143,7 +144,6 @@ def probe_em(images: np.ndarray, labels: np.ndarray, config: EMConfig,
     The probe generator's weights come from a seed derived from ``config.seed`` apart from the
     run's, and every random state the probe could touch is restored afterwards.
     """
-    from .generate import _Dist, _EMRun
 
     dev = torch.device(device)
     cfg = config.resolved()

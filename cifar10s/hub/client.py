@@ -38,6 +38,10 @@ imported, which is when that library reads most of them):
 ``HF_HUB_DOWNLOAD_TIMEOUT``, ``HF_TOKEN``, ``HF_HUB_DISABLE_XET``, ...
     Handled by ``huggingface_hub`` itself (``HF_HUB_DISABLE_XET=1`` makes uploads use the
     Git-LFS protocol instead of Xet).
+
+Fetching and publishing stay one module (about 700 lines) because both sides of a release
+share the Hub settings read at call time, the mapping of the Hub's errors to `HubUnavailable`
+and the manifest checks; splitting them would put those in a third module both must import.
 """
 
 from __future__ import annotations

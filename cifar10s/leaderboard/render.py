@@ -16,6 +16,10 @@ The HTML page loads nothing: inline CSS, an inline SVG chart and a short inline 
 sorting and filtering, both pinned by hashes in a Content-Security-Policy, so no other script
 or resource could run even if some text slipped past escaping. The Markdown escapes every
 field: no links other than http(s) ones built here, no images, no raw HTML, no cell breaks.
+
+It is one module (about 550 lines) because the Markdown board and the HTML page render the
+same layout (parts, tables, paper rows, footnotes); reading untrusted result files lives in
+`results.py`.
 """
 
 from __future__ import annotations

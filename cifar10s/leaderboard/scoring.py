@@ -23,6 +23,9 @@ provenance: dataset manifest hashes, code version, seeds, preset and ``preset_di
 wall time, and per-seed final (full test set) and best-epoch accuracies with their mean and
 sample standard deviation. Each seed trains in its own checkpointed work folder, so an
 interrupted scoring run resumes and ends with the same result as an uninterrupted one.
+
+It is one module (about 450 lines) because scoring is one pipeline (data, seeds, training,
+evaluation, provenance, the result file) whose steps share the result record.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ With ``make_optimizer`` or ``train_step`` the harness runs its own small loop
 inside ``train_step`` instead. Otherwise the model is trained by
 :func:`cifar10s.training.trainer.train`. In both cases the harness owns the data. Hooks never
 see the test set.
+
+It is one module (about 500 lines) because the submission format, its validation and the
+hook loading describe one contract with submitters.
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ and its source.
 Names can be joined with ``+`` (e.g. ``"randaugment+cutout"``, ``"cutout+mixup"``);
 the stages then run in the fixed order crop/flip -> RandAugment -> Cutout -> Mixup,
 and crop/flip is part of every name except ``none`` and a lone ``mixup``.
+
+It is one module (about 600 lines) because every batched augmentation shares the same
+per-image parameter sampling and the pipeline that chains them; the authors' RandAugment,
+whose fifteen operations reproduce Pillow's integer maths, has a module of its own.
 """
 
 from __future__ import annotations
