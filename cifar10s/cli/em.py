@@ -41,9 +41,9 @@ def cmd_em(args: argparse.Namespace) -> int:
         images, labels = data.train_images, data.train_labels
         if args.limit is not None:
             images, labels = images[: args.limit], labels[: args.limit]
-        cfg = EMConfig(mode=args.mode, seed=args.seed, generator_width=args.width,
-                       max_rounds=args.max_rounds, amp=args.amp, compile=args.compile,
-                       channels_last=True if args.channels_last else None)
+        rounds = {} if args.max_rounds is None else {"max_rounds": args.max_rounds}
+        cfg = EMConfig(mode=args.mode, seed=args.seed, generator_width=args.width, amp=args.amp,
+                       compile=args.compile, channels_last=True if args.channels_last else None, **rounds)
         result = generate_em_noise(images, labels, cfg, device=args.device, workdir=args.workdir,
                                    progress=not args.no_progress, allow_slow=args.allow_slow)
         if ctx.is_main:
@@ -63,15 +63,14 @@ def cmd_em(args: argparse.Namespace) -> int:
 
 
 def add_em_args(p: argparse.ArgumentParser) -> None:
-    from ..em.config import EMConfig
-
     p.add_argument("--data", required=True, help="CIFAR-10 python archive or extracted folder")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     p.add_argument("--workdir", type=Path, default=None, help="checkpoint/log folder (resumable)")
     p.add_argument("--mode", choices=["samplewise", "classwise"], default="samplewise", help="noise per image or class")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     p.add_argument("--width", type=int, default=64, help="generator width (64 = ResNet-18)")
-    p.add_argument("--max-rounds", type=int, default=EMConfig.max_rounds, help="stop after this many rounds")
+    p.add_argument("--max-rounds", type=int, default=None,
+                   help="stop after this many rounds (default: the EM config's, 500)")
     p.add_argument("--limit", type=int, default=None, help="use the first N training images (default: all)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
