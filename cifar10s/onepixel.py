@@ -21,7 +21,7 @@ colour index ``4*R + 2*G + B``), which is also how the top-k ranking of the mult
 Speed: instead of touching every image for each of the 8,192 candidates, each class is reduced
 once to exact integer per-pixel moments (sums of x and of x*x, or the 3x3 channel products for
 eq. 3). Every score is then a closed form of those integers, so the whole 50,000-image search
-needs two passes over the data. See ``tests/test_ops.py`` for the slow literal reference.
+needs two passes over the data. See ``tests/test_onepixel.py`` for the slow literal reference.
 """
 
 from __future__ import annotations
