@@ -16,13 +16,12 @@ DEFAULT_SITE = Path("leaderboard/site")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..leaderboard.submission import load_submission
+    from ..leaderboard.submission import validate_submission
 
     for folder in args.submissions:
-        sub = load_submission(folder, check_model=not args.no_model_check)
+        sub = validate_submission(folder, check_model=not args.no_model_check, time_limit_s=args.time_limit)
         what = f"model {sub.model}" if sub.model else f"entry {sub.entry}"
-        hooks = ", ".join(h for h in ("preprocess", "make_optimizer", "train_step")
-                          if sub.hooks is not None and getattr(sub.hooks, h) is not None)
+        hooks = ", ".join(h for h in ("preprocess", "make_optimizer", "train_step") if h in (sub.hooks or ()))
         print(f"ok: {folder}: {sub.name!r} by {', '.join(sub.authors)}; {what}, method {sub.method}"
               + (f", defense {sub.defense}" if sub.defense else "") + (f", hooks: {hooks}" if hooks else ""))
     return 0
@@ -34,6 +33,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     score_submission(
         args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
         out=args.out, workdir=args.workdir, overrides=parse_sets(args.set), progress=not args.quiet,
+        time_limit_s=args.time_limit,
     )
     return 0
 
@@ -83,14 +83,19 @@ def register(sub: Any) -> None:
         p.add_argument("submission", type=Path, help="submission folder (with submission.json)")
         add_training_args(p, default_variant="cifar10s")
         p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder")
+        p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                       help="the most seconds any one child process (inspect, train a seed, evaluate) may run; "
+                            "default 10 minutes, 72 hours and 2 hours")
         p.set_defaults(func=cmd_score)
 
     p = add_command(sub, "validate", "check submission folders without training",
-                    "Check submission.json, the files and the entry point of each folder; build the model and "
-                    "run one dummy batch unless --no-model-check.",
+                    "Check submission.json and the files of each folder, then import the entry point in a child "
+                    "process; build the model and run one dummy batch there unless --no-model-check.",
                     "cifar10s validate leaderboard/submissions/resnet18-randaugment")
     p.add_argument("submissions", type=Path, nargs="+", help="submission folders")
     p.add_argument("--no-model-check", action="store_true", help="do not build the model and run a dummy batch")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="the most seconds the child process that imports the entry may run; default 600")
     p.set_defaults(func=cmd_validate)
 
     p = add_command(sub, "leaderboard", "render results as Markdown and a static HTML page",

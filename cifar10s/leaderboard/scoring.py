@@ -1,41 +1,36 @@
 """Train a submission on a CIFAR-10-S variant and score it on the clean CIFAR-10 test set.
 
-The harness owns the data:
+The process that runs :func:`score_submission` holds the test labels, so it never runs
+submission code. In order:
 
-* the training set is loaded here, through :class:`~cifar10s.dataset.CIFAR10S`, which checks
-  every array against its manifest. Submission code only ever sees the *training* set: copies
-  handed to ``preprocess``, batches handed to ``train_step``, or nothing at all when the model
-  is trained by :func:`cifar10s.training.trainer.train`.
-* the test set lives in a :class:`HeldOutScorer`, the scorer's own evaluator. It keeps the
-  test *images*, because the model has to see them to be scored. It does not keep the labels.
-  After an evaluation's forward passes are done, it reads the labels from disk, checks them
-  against the sha256 in the clean manifest (a tampered file is an error), compares them with
-  the predictions and drops them. So no test-label array is in memory while submission code
-  runs, and none is reachable from any object a hook receives.
-
-This is protection against accidental leaks and casual cheating, not a sandbox. Submission code
-runs in this process and can do anything the process can, such as searching the disk. Score
-untrusted code in a container. Review the code (the result records the sha256 of every
-submission file).
+1. it reads and checks ``submission.json`` and the submission's files (no import,
+   :mod:`.submission`);
+2. it reads the training set (hashes checked against its manifest) and the clean test split
+   into memory, verifying the test arrays against the package's pins (:mod:`.heldout`), before any
+   child process starts;
+3. a child imports the entry and reports its hooks (:func:`.runner.inspect_submission`);
+4. per seed, a child trains on a private copy of the training set in the seed's work folder, and
+   writes logits of the per-epoch test images (no labels) and the final weights as safetensors
+   (:func:`.seedruns.train_seed`);
+5. one more child runs every seed's weights on the test images and their horizontal flips,
+   shuffled together in a secret order (:func:`.seedruns.evaluate_seeds`);
+6. this process computes every accuracy, checks (after every child) that no data file changed,
+   and only then writes the result, with the flip gap in its ``integrity`` block
+   (:mod:`.integrity`).
 
 Results are one JSON file per (submission, training set, preset), written atomically, with
 provenance: dataset manifest hashes, code version, seeds, preset and ``preset_diff``, device,
-wall time, and per-seed final (full test set) and best-epoch accuracies with their mean and
-sample standard deviation. Each seed trains in its own checkpointed work folder, so an
-interrupted scoring run resumes and ends with the same result as an uninterrupted one.
-
-It is one module (about 450 lines) because scoring is one pipeline (data, seeds, training,
-evaluation, provenance, the result file) whose steps share the result record.
+wall time, and per-seed accuracies with their mean and sample standard deviation. Each seed
+trains in its own checkpointed work folder, so an interrupted scoring run resumes and ends with
+the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import contextlib
 import json
-import math
-import platform
-import subprocess
+import secrets
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -44,35 +39,32 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..version import __version__
-from ..release.recipe import DEFAULT_RECIPE
-from ..store import (
-    MANIFEST,
-    TEST_IMAGES,
-    TEST_LABELS,
-    TRAIN_IMAGES,
-    TRAIN_LABELS,
-    IntegrityError,
-    atomic_write_json,
-    clean_folder,
-    load_array,
-    sha256_file,
-    variant_folder,
-    verify_folder,
-)
-from ..runtime import derive_seed, resolve_device
-from ..training.evaluation import predict_logits, subset_indices
+from ..runtime import resolve_device
+from ..store import IntegrityError, atomic_write_json, variant_folder
 from ..variants import VariantSpec, parse_variant
-from .baselines import compare, format_comparison, train_set_name
-from .submission import Submission, SubmissionError, load_submission
+from .baselines import compare, format_comparison
+from .heldout import HeldOutScorer, HeldOutTestSet, predict
+from .integrity import integrity_lines, integrity_record
+from .provenance import (
+    STD_DEFINITION,
+    code_version,
+    data_caveats,
+    dataset_provenance,
+    environment,
+    stamp_workdir,
+    summary,
+)
+from .runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
+from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
+from .submission import Submission, inspect_submission, load_submission
 
 __all__ = [
     "RESULT_FORMAT",
     "HeldOutScorer",
     "ScoringInterrupted",
     "code_version",
+    "data_caveats",
     "dataset_provenance",
     "predict",
     "result_stem",
@@ -81,198 +73,15 @@ __all__ = [
 
 RESULT_FORMAT = "cifar10s-leaderboard-result"
 RESULT_FORMAT_VERSION = 1
-STAMP_FILE = "scoring.json"
-STD_DEFINITION = "sample standard deviation over seeds (divisor n - 1); 0.0 for a single seed"
-
-
-class ScoringInterrupted(RuntimeError):
-    """Training stopped before its last epoch; running the same command again resumes it."""
-
-
-# ------------------------------------------------------------------------------------------------
-# evaluation
-
-
-def predict(model: nn.Module, images_nhwc_u8: torch.Tensor, *, device: torch.device | str | None = None,
-            batch_size: int = 1000, channels_last: bool = False) -> torch.Tensor:
-    """Arg-max predictions (int64, on the CPU) in eval mode, float32 (see :func:`predict_logits`)."""
-    return predict_logits(model, images_nhwc_u8, device, batch_size, channels_last=channels_last).argmax(1)
-
-
-class HeldOutScorer:
-    """The scorer's own evaluator on the clean CIFAR-10 test set: ``scorer(model) -> accuracy``.
-
-    ``__call__`` scores the fixed evaluation subset (``subset`` images, as the trainer's
-    ``eval_subset``; all of them when None), used after every epoch. :meth:`full` scores the
-    whole test set. The labels are read from disk only after the forward passes (see the module
-    docstring).
-    """
-
-    def __init__(self, root: str | Path, *, batch_size: int = 1000, subset: int | None = None,
-                 channels_last: bool = False) -> None:
-        folder = clean_folder(root)
-        manifest = verify_folder(folder, check_hashes=True)
-        images = np.ascontiguousarray(load_array(folder, TEST_IMAGES, manifest, mmap=False))
-        self._images = torch.from_numpy(images)
-        self._labels_file = folder / TEST_LABELS
-        self._labels_entry = dict(manifest["files"][TEST_LABELS])
-        self.num_test = int(images.shape[0])
-        self._subset = subset_indices(self.num_test, subset, "eval")
-        self.num_eval = self.num_test if self._subset is None else int(self._subset.numel())
-        self.batch_size = int(batch_size)
-        self.channels_last = channels_last
-        self._on_device: dict[str, torch.Tensor] = {}
-        self.provenance = {
-            "folder": folder.name,
-            "manifest_sha256": sha256_file(folder / MANIFEST),
-            "test_images_sha256": manifest["files"][TEST_IMAGES]["sha256"],
-            "test_labels_sha256": self._labels_entry["sha256"],
-            "num_test": self.num_test,
-            "source_fingerprint": manifest["source"]["fingerprint"],
-            "official_cifar10": bool(manifest["source"].get("official")),
-        }
-
-    def _read_labels(self) -> np.ndarray:
-        raw = self._labels_file.read_bytes()
-        if hashlib.sha256(raw).hexdigest() != self._labels_entry["sha256"]:
-            raise IntegrityError(f"{self._labels_file} changed during scoring (sha256 mismatch with the manifest)")
-        arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        if arr.shape != (self.num_test,):
-            raise IntegrityError(f"{self._labels_file}: shape {arr.shape}, expected ({self.num_test},)")
-        return arr.astype(np.int64)
-
-    def _images_on(self, device: torch.device) -> torch.Tensor:
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device = {key: self._images.to(device)}
-        return self._on_device[key]
-
-    def _accuracy(self, model: nn.Module, subset: bool) -> float:
-        device = next(model.parameters()).device
-        images = self._images_on(device)
-        idx = self._subset if subset else None
-        if idx is not None:
-            images = images[idx.to(device)]
-        preds = predict(model, images, device=device, batch_size=self.batch_size,
-                        channels_last=self.channels_last).numpy()
-        labels = self._read_labels()  # only now, after the model has run
-        if idx is not None:
-            labels = labels[idx.numpy()]
-        correct = int((preds == labels).sum())
-        del labels
-        return correct / len(preds) if len(preds) else float("nan")
-
-    def __call__(self, model: nn.Module) -> float:
-        return self._accuracy(model, subset=True)
-
-    def full(self, model: nn.Module) -> float:
-        """Accuracy on the whole clean test set."""
-        return self._accuracy(model, subset=False)
-
-
-# ------------------------------------------------------------------------------------------------
-# provenance
-
-
-def code_version() -> dict[str, Any]:
-    """``cifar10s.__version__`` plus the git commit (and whether the tree is dirty) when available."""
-    repo = Path(__file__).resolve().parents[2]
-    commit: str | None = None
-    dirty: bool | None = None
-    if (repo / ".git").exists():
-        try:
-            r = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "HEAD"], capture_output=True,
-                               text=True, timeout=20)
-            if r.returncode == 0 and r.stdout.strip():
-                commit = r.stdout.strip()
-                s = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=20)
-                dirty = bool(s.stdout.strip()) if s.returncode == 0 else None
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return {"cifar10s": __version__, "git_commit": commit, "git_dirty": dirty}
-
-
-def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
-    """Which training data was used: variant, manifest sha256, array sha256s and source."""
-    folder = variant_folder(root, spec)
-    manifest = verify_folder(folder, check_hashes=False)
-    files = manifest["files"]
-    src = manifest["source"]
-    return {
-        "variant": spec.folder_name,
-        "spec": spec.to_dict(),
-        "paper_train_set": train_set_name(spec),
-        "manifest_sha256": sha256_file(folder / MANIFEST),
-        "train_images_sha256": files[TRAIN_IMAGES]["sha256"],
-        "train_labels_sha256": files[TRAIN_LABELS]["sha256"],
-        "num_train": int(files[TRAIN_IMAGES]["shape"][0]),
-        "source_fingerprint": src["fingerprint"],
-        "official_cifar10": bool(src.get("official")),
-        "recipe": (manifest.get("recipe") or {}).get("version"),  # None for variants without EM
-        "built_with_cifar10s": manifest.get("environment", {}).get("cifar10s"),
-    }
-
-
-def data_caveats(dataset: dict[str, Any]) -> list[str]:
-    """Why a result's training data is not the data the paper trained on (empty when it is).
-
-    Reads a result's ``dataset`` record: a non-official CIFAR-10 copy (e.g. a subset) or EM noise
-    from another recipe than the release's make a number incomparable with the paper's, whatever
-    the training settings.
-    """
-    out: list[str] = []
-    if not dataset.get("official_cifar10", False):
-        out.append(f"built from a CIFAR-10 copy that is not the official release "
-                   f"({dataset.get('num_train', '?')} training images)")
-    recipe = dataset.get("recipe")
-    if recipe is not None and recipe != DEFAULT_RECIPE:
-        out.append(f"EM noise from recipe {recipe!r}, not the release recipe {DEFAULT_RECIPE!r}")
-    return out
-
-
-def _environment(device: torch.device) -> dict[str, Any]:
-    env = {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if device.type == "cuda":
-        env["cuda"] = torch.version.cuda
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+BEST_EPOCH_SELECTION = ("the epoch with the highest accuracy on the per-epoch test images: selected on the test "
+                        "set, so optimistic; the leaderboard's score is final_test_acc")
+ISOLATION = ("submission code ran only in child processes (python -I -B, new session, minimal environment, "
+             "scratch working folder) that held no test labels; every accuracy was computed by the scoring "
+             "process from returned logits")
 
 
 def result_stem(sub: Submission, spec: VariantSpec, preset: str) -> str:
     return f"{sub.slug}--{spec.folder_name}--{preset}"
-
-
-def _summary(values: Sequence[float | None]) -> dict[str, Any]:
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    n = len(vals)
-    mean = sum(vals) / n if n else None
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else (0.0 if n else None)  # type: ignore[operator]
-    return {"mean": mean, "std": std, "n": n, "values": list(values)}
-
-
-def _stamp_workdir(wd: Path, stamp: dict[str, Any]) -> None:
-    path = wd / STAMP_FILE
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != stamp:
-            changed = sorted(k for k in set(old) | set(stamp) if old.get(k) != stamp.get(k))
-            raise ValueError(
-                f"{wd} holds a scoring run of something else (changed: {', '.join(changed)}); the "
-                "submission files or the data changed since it was started. Use a fresh --workdir."
-            )
-    else:
-        atomic_write_json(path, stamp)
-
-
-# ------------------------------------------------------------------------------------------------
-# training
 
 
 def resolve_config(sub: Submission, preset: str, seed: int, overrides: dict[str, Any] | None = None) -> Any:
@@ -288,6 +97,24 @@ def resolve_config(sub: Submission, preset: str, seed: int, overrides: dict[str,
     return resolve_preset(preset, sub.model, method=sub.method, **changes)
 
 
+def _work_root(root: Path, out_dir: Path | None, workdir: str | Path | None, stem: str) -> Path | None:
+    work = Path(workdir) if workdir is not None else (out_dir / ".work" / stem if out_dir is not None else None)
+    if work is not None and work.resolve().is_relative_to(root):
+        raise ValueError(f"the work folder {work} is inside the data root {root}; submission code gets its work "
+                         "folder's path, so choose a --workdir (or --out) outside the data root")
+    return work
+
+
+def _child_settings(dev: torch.device, root: Path, given: str | Path, time_limit_s: float | None,
+                    progress: bool) -> ChildSettings:
+    forbidden = {str(root), str(Path(given).expanduser().absolute())}
+    return ChildSettings(
+        device=str(dev), threads=torch.get_num_threads(), progress=progress, forbidden=tuple(sorted(forbidden)),
+        train_limit_s=DEFAULT_TRAIN_LIMIT_S if time_limit_s is None else time_limit_s,
+        predict_limit_s=DEFAULT_PREDICT_LIMIT_S if time_limit_s is None else time_limit_s,
+    )
+
+
 def score_submission(
     submission: Submission | str | Path,
     root: str | Path,
@@ -300,25 +127,32 @@ def score_submission(
     workdir: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = False,
-    callback: Callable[..., Any] | None = None,
+    time_limit_s: float | None = None,
+    stop_after_epoch: int | None = None,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
-    """Validate, train (one run per seed) and score a submission; return (and write) its result.
+    """Check, train (one child per seed) and score a submission; return (and write) its result.
 
     * ``variant``: the training set (``cifar10s`` default, ``clean``, ``em``, ``ops``, ``ops-kK``),
       which must be built under ``root``. The test set is always the clean CIFAR-10 test split.
     * ``out``: folder for the result JSON ``<slug>--<variant>--<preset>.json`` (None: not written).
-    * ``workdir``: folder for the per-seed checkpoints (``seed-<k>/``); default
+    * ``workdir``: folder for the per-seed checkpoints (``seed-<k>/``), outside ``root``; default
       ``<out>/.work/<stem>``. Running again with the same folders resumes an interrupted run.
     * ``overrides``: harness-level TrainConfig changes (e.g. ``{"epochs": 1}``); like the preset,
       every resulting difference from the paper's settings is recorded in ``preset_diff``.
-    * ``callback(record, model)`` after each epoch (testing hook; ``True`` stops training, which
-      raises :class:`ScoringInterrupted`).
+    * ``time_limit_s``: the most seconds any one child process may run (default: 10 minutes to
+      inspect, 72 hours to train a seed, 2 hours to evaluate); one that runs longer is killed with
+      its whole process group and the scoring fails.
+    * ``stop_after_epoch``: stop every seed's training after this epoch (testing hook; raises
+      :class:`ScoringInterrupted`, like a killed run).
+
+    Raises :class:`~.submission.SubmissionError` (the submission is at fault),
+    :class:`~.runner.WorkerFailed` (a child died, hung or returned malformed output) or
+    :class:`~cifar10s.store.IntegrityError` (the data is not what the package expects, or changed
+    while scoring); no result is written then.
     """
     from cifar10s.dataset import CIFAR10S
-    from cifar10s.training.config import HookError
     from cifar10s.training.presets import PRESETS, diff_from_paper
-    from cifar10s.training.trainer import train
 
     t_start = time.perf_counter()
     say = log or (lambda _msg: None)
@@ -330,74 +164,57 @@ def score_submission(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    # as it will read back from a work folder's stamp (an AdversarialConfig becomes its dict)
+    overrides = json.loads(json.dumps(overrides or {}, default=lambda o: o.to_dict()))
+    resolve_config(sub, preset, seeds[0], overrides)  # bad settings fail before anything runs
     dev = resolve_device(device)
-    configs = {s: resolve_config(sub, preset, s, overrides) for s in seeds}  # fail early on bad settings
+    root_path = Path(root).expanduser().resolve()
+    out_dir = Path(out) if out is not None else None
+    stem = result_stem(sub, spec, preset)
+    work_root = _work_root(root_path, out_dir, workdir, stem)
+    settings = _child_settings(dev, root_path, root, time_limit_s, progress)
 
+    # the data, verified, in this process before any submission code runs
     train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)
     dataset = dataset_provenance(root, spec)
-    first = configs[seeds[0]]
-    scorer = HeldOutScorer(root, batch_size=first.eval_batch_size, subset=first.eval_subset,
-                           channels_last=first.channels_last)
-    if dataset["source_fingerprint"] != scorer.provenance["source_fingerprint"]:
+    test = HeldOutTestSet(root, watch=(variant_folder(root, spec),))
+    if dataset["source_fingerprint"] != test.provenance["source_fingerprint"]:
         raise IntegrityError("the training variant and the clean test folder come from different CIFAR-10 sources")
-    base_images = torch.from_numpy(np.array(train_ds.data, copy=True))
-    base_labels = torch.as_tensor(np.asarray(train_ds.targets), dtype=torch.int64)
+    images = np.array(train_ds.data, copy=True)
+    labels = np.asarray(train_ds.targets, dtype=np.int64)
     del train_ds
 
-    stem = result_stem(sub, spec, preset)
-    out_dir = Path(out) if out is not None else None
-    work_root = Path(workdir) if workdir is not None else (out_dir / ".work" / stem if out_dir is not None else None)
-    say(f"scoring {sub.name!r} ({sub.model or sub.entry}, method {sub.method}) on {spec.folder_name}, preset "
-        f"{preset}, seeds {seeds}, device {dev}")
-
-    per_seed = []
-    trained_device = str(dev)
-    for seed in seeds:
-        config = configs[seed]
-        wd = work_root / f"seed-{seed}" if work_root is not None else None
-        if wd is not None:
-            wd.mkdir(parents=True, exist_ok=True)
-            _stamp_workdir(wd, {
-                "submission_sha256": sub.digest, "variant": spec.folder_name,
-                "train_manifest_sha256": dataset["manifest_sha256"],
-                "test_manifest_sha256": scorer.provenance["manifest_sha256"], "preset": preset, "seed": seed,
-            })
-        torch.manual_seed(derive_seed(seed, "init"))
-        try:
-            model = sub.build_model(config.num_classes)
-        except SubmissionError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - user code
-            raise SubmissionError(sub.folder, f"building the model failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            res = train(model, base_images, base_labels, config=config, device=dev, workdir=wd, progress=progress,
-                        callback=callback, evaluator=scorer, hooks=sub.hooks)
-        except HookError as exc:
-            raise SubmissionError(sub.folder, f"{sub.entry}: {exc}") from exc
-        if not res.completed:
-            raise ScoringInterrupted(
-                f"seed {seed}: training stopped after epoch {len(res.records)}/{config.epochs}; run the same "
-                f"command again to resume" + (f" from {wd}" if wd else "")
-            )
-        final_acc = scorer.full(model)
-        trained_device = res.device
-        per_seed.append({
-            "seed": seed,
-            "final_test_acc": final_acc,
-            "final_epoch_eval_acc": res.final_test_acc,
-            "best_test_acc": res.best_test_acc,
-            "best_epoch": res.best_epoch,
-            "final_train_acc": res.final_train_acc,
-            "num_train": res.num_train,
-            "param_count": res.param_count,
-            "train_time_s": res.total_time,
-            "resumed_from_epoch": res.resumed_from_epoch,
-            "records": [r.to_dict() for r in res.records],
-            "workdir": str(wd) if wd is not None else None,
-        })
-        best = "n/a" if res.best_test_acc is None else f"{100 * res.best_test_acc:.2f}% at epoch {res.best_epoch}"
-        say(f"  seed {seed}: final clean test accuracy {100 * final_acc:.2f}% "
-            f"({scorer.num_test} images); best epoch {best} ({scorer.num_eval} images per epoch)")
+    per_seed: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        temporary = work_root is None
+        if work_root is None:  # nothing to resume from: train in a folder removed afterwards
+            work_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cifar10s-score-")))
+        # work folders of something else are refused before any child starts
+        stamps = {seed: stamp_workdir(work_root / f"seed-{seed}", {
+            "submission_sha256": sub.digest, "variant": spec.folder_name, "preset": preset, "seed": seed,
+            "overrides": overrides, "train_manifest_sha256": dataset["manifest_sha256"],
+            "test_manifest_sha256": test.provenance["manifest_sha256"], "_eval_order": secrets.randbits(63),
+        }) for seed in seeds}
+        if not sub.inspected:
+            sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=time_limit_s)
+            test.check_unchanged()  # after every child: stop as soon as the data folders were touched
+        configs = {s: resolve_config(sub, preset, s, overrides) for s in seeds}
+        first = configs[seeds[0]]
+        say(f"scoring {sub.name!r} ({sub.model or sub.entry}, method {sub.method}) on {spec.folder_name}, preset "
+            f"{preset}, seeds {seeds}, device {dev}")
+        for seed in seeds:
+            per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], images, labels,
+                                       test, settings, stop_after_epoch))
+            test.check_unchanged()
+        evaluate_seeds(sub, per_seed, first, test, settings)
+        if temporary:
+            for p in per_seed:
+                p["workdir"] = None
+    for p in per_seed:
+        best = "n/a" if p["best_test_acc"] is None else f"{100 * p['best_test_acc']:.2f}% at epoch {p['best_epoch']}"
+        say(f"  seed {p['seed']}: final clean test accuracy {100 * p['final_test_acc']:.2f}% ({test.num_test} "
+            f"images; flipped {100 * p['flipped_test_acc']:.2f}%); best epoch, selected on the test set: {best}")
+    test.check_unchanged()  # and after the last one, before anything is written
 
     diff = diff_from_paper(first, first.model_name)
     diff.pop("seed", None)
@@ -405,33 +222,54 @@ def score_submission(
     config_dict.pop("seed", None)
     finals = [p["final_test_acc"] for p in per_seed]
     comparisons = compare(sub.model, sub.method, spec, finals)
+    integrity = integrity_record(per_seed, test.verification)
     result: dict[str, Any] = {
         "format": RESULT_FORMAT,
         "format_version": RESULT_FORMAT_VERSION,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "submission": sub.describe(),
         "dataset": dataset,
-        "test_set": scorer.provenance,
+        "test_set": test.provenance,
         "code": code_version(),
         "preset": preset,
         "preset_diff": diff,
-        "paper_setting": not diff and sub.defense is None and not sub.overrides and sub.hooks is None,
+        "paper_setting": not diff and sub.defense is None and not sub.overrides and sub.entry is None,
         "config": config_dict,
         "seeds": seeds,
-        "device": trained_device,
-        "environment": _environment(dev),
+        "device": per_seed[0]["device"],
+        "environment": environment(dev),
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": sum(p["train_time_s"] for p in per_seed),
-        "eval": {"per_epoch_images": scorer.num_eval, "final_images": scorer.num_test,
-                 "accuracy_units": "fraction in [0, 1]"},
+        "eval": {"per_epoch_images": _per_epoch_images(first, test),
+                 "final_images": test.num_test, "flipped_images": test.num_test,
+                 "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
+        "isolation": ISOLATION,
+        "integrity": integrity,
         "per_seed": per_seed,
         "summary": {
-            "final_test_acc": _summary(finals),
-            "best_test_acc": _summary([p["best_test_acc"] for p in per_seed]),
+            "final_test_acc": summary(finals),
+            "flipped_test_acc": summary([p["flipped_test_acc"] for p in per_seed]),
+            "best_test_acc": summary([p["best_test_acc"] for p in per_seed]),
             "std_definition": STD_DEFINITION,
         },
         "paper": [c.to_dict() for c in comparisons],
     }
+    _report(say, sub, result, comparisons, diff, dataset, spec, preset)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{stem}.json"
+        atomic_write_json(path, result)
+        result["_path"] = str(path)
+        say(f"wrote {path}")
+    return result
+
+
+def _per_epoch_images(config: Any, test: HeldOutTestSet) -> int:
+    return test.num_test if config.eval_subset is None else min(int(config.eval_subset), test.num_test)
+
+
+def _report(say: Callable[[str], None], sub: Submission, result: dict[str, Any], comparisons: list[Any],
+            diff: dict[str, Any], dataset: dict[str, Any], spec: VariantSpec, preset: str) -> None:
     s = result["summary"]["final_test_acc"]
     say(f"{sub.name}: final clean test accuracy {100 * s['mean']:.2f}% ± {100 * s['std']:.2f} over "
         f"{s['n']} seed(s)")
@@ -443,10 +281,5 @@ def score_submission(
             "not comparable with the paper's numbers")
     for caveat in data_caveats(dataset):
         say(f"  note: training data {caveat}; not comparable with the paper's numbers")
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{stem}.json"
-        atomic_write_json(path, result)
-        result["_path"] = str(path)
-        say(f"wrote {path}")
-    return result
+    for line in integrity_lines(result["integrity"]):
+        say("  " + line)

@@ -1,4 +1,4 @@
-"""Leaderboard submissions: the folder format, validation, and the hooks a submission can expose.
+"""Leaderboard submissions: the folder format and its checks, done without running submission code.
 
 A submission is a folder with a ``submission.json``::
 
@@ -13,59 +13,34 @@ Optional keys: ``description``, ``method`` (for ``entry`` too), ``defense`` and
 from the preset: optimiser, lr, schedule, batch size, ...). Every change shows up in the result's
 ``preset_diff``.
 
-Hooks of an ``entry`` file (see docs/leaderboard.md):
-
-``build_model(num_classes) -> torch.nn.Module``  (required)
-    The model. It gets float images in [0, 1], shape ``(B, 3, 32, 32)``, and returns logits
-    ``(B, num_classes)``. The harness seeds torch before calling it.
-``training_method = "standard"``  (optional module attribute)
-    A name from :data:`cifar10s.training.presets.METHODS`. It is the same as ``"method"`` in the
-    JSON; if both are given they must agree.
-``preprocess(images, labels) -> images``  (optional)
-    A one-off transform of the *training* set (uint8 tensor ``(N, 32, 32, 3)`` and int64 labels
-    ``(N,)``, both copies). It must return uint8 images of the same shape. The test set is
-    never preprocessed.
-``make_optimizer(model, config) -> torch.optim.Optimizer``  (optional)
-    Replaces the preset's optimiser. The learning-rate schedule still scales the optimiser's lr
-    per epoch.
-``train_step(model, x, y, optimizer, *, epoch, step, generator) -> loss``  (optional)
-    Replaces the training step. ``x`` is an augmented float batch ``(B, 3, 32, 32)`` in [0, 1],
-    ``y`` float targets ``(B, num_classes)`` (one-hot, or mixed by Mixup). The hook does its own
-    forward, backward and ``optimizer.step()``. It returns the loss, or None.
-
-With ``make_optimizer`` or ``train_step`` the harness runs its own small loop
-(:mod:`.scoring`). It cannot be combined with adversarial methods; do adversarial training
-inside ``train_step`` instead. Otherwise the model is trained by
-:func:`cifar10s.training.trainer.train`. In both cases the harness owns the data. Hooks never
-see the test set.
-
-It is one module (about 500 lines) because the submission format, its validation and the
-hook loading describe one contract with submitters.
+This module runs in the process that scores, so it never imports an entry file. It reads
+``submission.json``, hashes every file of the folder (dotfiles and ``__pycache__`` included) and
+refuses what would let code run that the hash does not describe: compiled Python, native
+libraries, executables and symlinks. Importing the entry and checking its hooks happens in a
+child process (:mod:`.entry`, run by :func:`inspect_submission`); the hook API is documented
+there and in docs/leaderboard.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
-import importlib.util
-import inspect
 import json
+import os
 import re
-import sys
-from dataclasses import dataclass, field
+import stat
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
-import torch
-from torch import nn
+from .record import HOOK_NAMES, Submission, SubmissionError
 
 __all__ = [
     "HOOK_NAMES",
-    "Hooks",
     "SUBMISSION_FILE",
     "Submission",
     "SubmissionError",
+    "inspect_submission",
     "load_submission",
     "validate_submission",
 ]
@@ -74,115 +49,19 @@ SUBMISSION_FILE = "submission.json"
 REQUIRED_KEYS = ("name", "authors", "link")
 OPTIONAL_KEYS = ("description", "model", "model_kwargs", "method", "defense", "defense_kwargs", "entry", "overrides")
 ALLOWED_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
-HOOK_NAMES = ("build_model", "training_method", "preprocess", "make_optimizer", "train_step")
 
 #: TrainConfig fields a submission may change through ``overrides`` (the recipe, not the protocol)
 OVERRIDABLE = frozenset({
     "optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay", "schedule", "milestones",
     "gamma", "eta_min", "warmup_epochs", "batch_size", "drop_last",
 })
+#: file suffixes that hold compiled or native code: the hash of such a file says nothing about what it runs
+COMPILED_SUFFIXES = frozenset({".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".exe", ".o", ".a"})
+#: leading bytes of native executables and libraries (ELF, Mach-O, fat Mach-O, PE/COFF)
+_BINARY_MAGIC = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
+                 b"\xca\xfe\xba\xbe", b"MZ")
 _MAX_NAME = 120
 _URL = re.compile(r"^https?://[^\s<>\"']+$")
-
-
-class SubmissionError(ValueError):
-    """A submission folder is malformed; the message lists every problem found."""
-
-    def __init__(self, folder: str | Path, problems: list[str] | str) -> None:
-        self.folder = Path(folder)
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid submission {self.folder}:\n{lines}")
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """The callables found in a submission's entry file."""
-
-    module: ModuleType
-    build_model: Callable[..., nn.Module]
-    training_method: str | None = None
-    preprocess: Callable[..., Any] | None = None
-    make_optimizer: Callable[..., torch.optim.Optimizer] | None = None
-    train_step: Callable[..., Any] | None = None
-
-    @property
-    def custom_loop(self) -> bool:
-        """True when the harness must run its own loop (custom optimiser or training step)."""
-        return self.make_optimizer is not None or self.train_step is not None
-
-
-@dataclass(frozen=True)
-class Submission:
-    folder: Path
-    name: str
-    authors: tuple[str, ...]
-    link: str
-    method: str
-    description: str = ""
-    model: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    defense: str | None = None
-    defense_kwargs: dict[str, Any] = field(default_factory=dict)
-    entry: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    hooks: Hooks | None = None
-    #: sha256 of every file in the folder (relative POSIX path -> hex digest)
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def slug(self) -> str:
-        return _slug(self.folder.name) or _slug(self.name) or "submission"
-
-    @property
-    def digest(self) -> str:
-        """sha256 over the sorted (path, sha256) list: identifies the exact code that was scored."""
-        h = hashlib.sha256()
-        for path, sha in sorted(self.files.items()):
-            h.update(f"{path}\0{sha}\n".encode())
-        return h.hexdigest()
-
-    @property
-    def custom_loop(self) -> bool:
-        return self.hooks is not None and self.hooks.custom_loop
-
-    def build_model(self, num_classes: int = 10) -> nn.Module:
-        """Instantiate the submission's model (seed torch first for reproducible weights)."""
-        if self.hooks is not None:
-            model = self.hooks.build_model(num_classes)
-            if not isinstance(model, nn.Module):
-                raise SubmissionError(self.folder, f"{self.entry}: build_model({num_classes}) returned "
-                                      f"{type(model).__name__}, not a torch.nn.Module")
-            return model
-        from cifar10s.models import build_model
-
-        assert self.model is not None
-        return build_model(self.model, num_classes=num_classes, **self.model_kwargs)
-
-    def describe(self) -> dict[str, Any]:
-        """The submission part of a result record."""
-        return {
-            "name": self.name,
-            "slug": self.slug,
-            "authors": list(self.authors),
-            "link": self.link,
-            "description": self.description,
-            "model": self.model,
-            "model_kwargs": dict(self.model_kwargs),
-            "entry": self.entry,
-            "method": self.method,
-            "defense": self.defense,
-            "defense_kwargs": dict(self.defense_kwargs),
-            "overrides": dict(self.overrides),
-            "hooks": sorted(n for n in HOOK_NAMES if self.hooks is not None and getattr(self.hooks, n) is not None),
-            "custom_loop": self.custom_loop,
-            "files": dict(self.files),
-            "sha256": self.digest,
-        }
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
 def _suggest(word: str, choices: Any) -> str:
@@ -190,14 +69,47 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _hash_files(folder: Path) -> dict[str, str]:
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if not p.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            continue
-        out[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+# ------------------------------------------------------------------------------------------------
+# files
+
+
+def _file_problem(path: Path, rel: str, st: os.stat_result) -> str | None:
+    """Why a file may not be part of a submission (None: it may)."""
+    if stat.S_ISLNK(st.st_mode):
+        return f"{rel} is a symbolic link; copy the file into the folder instead"
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return f"{rel} is not a regular file"
+    parts = rel.split("/")
+    if "__pycache__" in parts[:-1] or path.suffix.lower() in COMPILED_SUFFIXES:
+        return (f"{rel} is compiled code; submissions are imported from .py source only. Delete it "
+                "(and any __pycache__ folder)")
+    if st.st_mode & 0o111:
+        return f"{rel} has the executable bit set; the harness runs no files directly (chmod -x {rel})"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if any(head.startswith(m) for m in _BINARY_MAGIC):
+        return f"{rel} is a native executable or library; submissions are Python source and data only"
+    return None
+
+
+def hash_files(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """sha256 of every file under ``folder`` (nothing skipped), and the problems found on the way."""
+    files: dict[str, str] = {}
+    problems: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            path = here / name
+            rel = path.relative_to(folder).as_posix()
+            problem = _file_problem(path, rel, path.lstat())
+            if problem:
+                problems.append(problem)
+            elif name in filenames:
+                files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+    return dict(sorted(files.items())), problems
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,7 +117,7 @@ def _hash_files(folder: Path) -> dict[str, str]:
 
 
 def _read_json(folder: Path) -> dict[str, Any]:
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         raise SubmissionError(folder, "not a folder (a submission is a folder containing submission.json)")
     path = folder / SUBMISSION_FILE
     if not path.is_file():
@@ -222,17 +134,13 @@ def _read_json(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _check_metadata(folder: Path, data: dict[str, Any]) -> list[str]:
-    from cifar10s.training.defenses import DEFENSES, build_defense
-    from cifar10s.training.presets import METHODS
-
+def _check_people(data: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     for key in sorted(set(data) - set(ALLOWED_KEYS)):
         problems.append(f"unknown key {key!r}{_suggest(key, ALLOWED_KEYS)}; allowed keys: {', '.join(ALLOWED_KEYS)}")
     for key in REQUIRED_KEYS:
         if key not in data:
             problems.append(f"missing required key {key!r}")
-
     name = data.get("name")
     if "name" in data and (not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME):
         problems.append(f"'name' must be a non-empty string of at most {_MAX_NAME} characters")
@@ -246,7 +154,14 @@ def _check_metadata(folder: Path, data: dict[str, Any]) -> list[str]:
         problems.append("'link' must be an http(s) URL (paper, code or report)")
     if "description" in data and not isinstance(data["description"], str):
         problems.append("'description' must be a string")
+    return problems
 
+
+def _check_training(folder: Path, data: dict[str, Any]) -> list[str]:
+    from cifar10s.training.defenses import DEFENSES, build_defense
+    from cifar10s.training.presets import METHODS
+
+    problems: list[str] = []
     model, entry = data.get("model"), data.get("entry")
     if model is not None and entry is not None:
         problems.append("give either 'model' (a registered model) or 'entry' (your own Python file), not both")
@@ -255,8 +170,7 @@ def _check_metadata(folder: Path, data: dict[str, Any]) -> list[str]:
     if model is not None:
         problems.extend(_check_model_name(model))
         if "method" not in data:
-            problems.append("'method' is required with a registered 'model' "
-                            f"(one of {', '.join(METHODS)})")
+            problems.append(f"'method' is required with a registered 'model' (one of {', '.join(METHODS)})")
     if "model_kwargs" in data:
         if entry is not None:
             problems.append("'model_kwargs' only applies to a registered 'model'")
@@ -284,23 +198,26 @@ def _check_metadata(folder: Path, data: dict[str, Any]) -> list[str]:
                 build_defense(defense, **kwargs)
             except (TypeError, ValueError) as exc:
                 problems.append(f"defense {defense!r}: {exc}")
+    problems.extend(_check_overrides(data.get("overrides", {}), model))
+    return problems
 
-    overrides = data.get("overrides", {})
+
+def _check_overrides(overrides: Any, model: Any) -> list[str]:
     if not isinstance(overrides, dict):
-        problems.append("'overrides' must be a JSON object of training settings")
-    else:
-        bad = sorted(set(overrides) - OVERRIDABLE)
-        for key in bad:
-            problems.append(f"'overrides' cannot set {key!r}{_suggest(key, OVERRIDABLE)}; allowed: "
-                            f"{', '.join(sorted(OVERRIDABLE))} (epochs, subsets, seeds, augmentation and "
-                            "defense are set by the preset and the method)")
-        if not bad and overrides:
-            from cifar10s.training.presets import resolve_preset
+        return ["'overrides' must be a JSON object of training settings"]
+    problems = []
+    bad = sorted(set(overrides) - OVERRIDABLE)
+    for key in bad:
+        problems.append(f"'overrides' cannot set {key!r}{_suggest(key, OVERRIDABLE)}; allowed: "
+                        f"{', '.join(sorted(OVERRIDABLE))} (epochs, subsets, seeds, augmentation and "
+                        "defense are set by the preset and the method)")
+    if not bad and overrides:
+        from cifar10s.training.presets import resolve_preset
 
-            try:
-                resolve_preset("paper", model if isinstance(model, str) else None, **overrides)
-            except (TypeError, ValueError) as exc:
-                problems.append(f"'overrides' are not valid training settings: {exc}")
+        try:
+            resolve_preset("paper", model if isinstance(model, str) else None, **overrides)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"'overrides' are not valid training settings: {exc}")
     return problems
 
 
@@ -327,160 +244,51 @@ def _check_entry_path(folder: Path, entry: Any) -> list[str]:
     return []
 
 
-# ------------------------------------------------------------------------------------------------
-# hooks
+def resolve_method(sub: Submission, training_method: str | None) -> tuple[str, list[str]]:
+    """The Table 4 method a submission trains with, from the JSON and the entry's ``training_method``.
 
-
-def _import_entry(folder: Path, entry: str, digest: str) -> ModuleType:
-    path = (folder / entry).resolve()
-    mod_name = f"cifar10s_submission_{_slug(folder.name).replace('-', '_') or 'x'}_{digest[:12]}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise SubmissionError(folder, f"cannot import {entry}")
-    module = importlib.util.module_from_spec(spec)
-    # the entry may import helper modules placed next to it
-    sys.path.insert(0, str(path.parent))
-    sys.modules[mod_name] = module
-    write_bytecode = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # leave no __pycache__ in the submission folder
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:  # noqa: BLE001 - user code: report anything as a submission error
-        sys.modules.pop(mod_name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise SubmissionError(folder, f"importing {entry} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        sys.dont_write_bytecode = write_bytecode
-        try:
-            sys.path.remove(str(path.parent))
-        except ValueError:
-            pass
-    return module
-
-
-def _signature_problem(fn: Any, hook: str, *args: Any, **kwargs: Any) -> str | None:
-    if not callable(fn):
-        return f"{hook} must be a function, got {type(fn).__name__}"
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None  # builtins / C callables: cannot check, accept
-    try:
-        sig.bind(*args, **kwargs)
-    except TypeError as exc:
-        return f"{hook}{sig} has the wrong signature ({exc})"
-    return None
-
-
-_HOOK_SIGNATURES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
-    "build_model": ("build_model(num_classes)", (10,), {}),
-    "preprocess": ("preprocess(images, labels)", (None, None), {}),
-    "make_optimizer": ("make_optimizer(model, config)", (None, None), {}),
-    "train_step": ("train_step(model, x, y, optimizer, *, epoch, step, generator)", (None, None, None, None),
-                   {"epoch": 0, "step": 0, "generator": None}),
-}
-
-
-def _load_hooks(folder: Path, entry: str, json_method: str | None, digest: str) -> tuple[Hooks, list[str]]:
+    Returns (method, problems): the two must agree when both are given, and a custom optimiser or
+    step cannot be combined with an adversarial method.
+    """
     from cifar10s.training.presets import METHODS
 
-    module = _import_entry(folder, entry, digest)
     problems: list[str] = []
-    found: dict[str, Any] = {}
-    if not hasattr(module, "build_model"):
-        near = _suggest("build_model", [n for n in vars(module) if not n.startswith("_")])
-        problems.append(f"{entry} defines no build_model(num_classes) function{near}")
-    for hook, (expected, args, kwargs) in _HOOK_SIGNATURES.items():
-        fn = getattr(module, hook, None)
-        if fn is None:
-            continue
-        problem = _signature_problem(fn, hook, *args, **kwargs)
-        if problem:
-            problems.append(f"{entry}: {problem}; expected {expected}")
-        else:
-            found[hook] = fn
-    method = getattr(module, "training_method", None)
-    if method is not None:
-        if not isinstance(method, str) or method.strip().lower() not in METHODS:
-            problems.append(f"{entry}: training_method {method!r} is not one of {', '.join(METHODS)}")
-            method = None
-        elif json_method is not None and json_method.strip().lower() != method.strip().lower():
-            problems.append(f"{entry}: training_method {method!r} disagrees with 'method' {json_method!r} "
-                            f"in {SUBMISSION_FILE}")
-    if "build_model" not in found:
-        return Hooks(module, build_model=lambda n: None), problems  # type: ignore[arg-type,return-value]
-    hooks = Hooks(
-        module=module, build_model=found["build_model"],
-        training_method=method.strip().lower() if isinstance(method, str) else None,
-        preprocess=found.get("preprocess"), make_optimizer=found.get("make_optimizer"),
-        train_step=found.get("train_step"),
-    )
-    return hooks, problems
+    if training_method is not None:
+        if not isinstance(training_method, str) or training_method.strip().lower() not in METHODS:
+            problems.append(f"{sub.entry}: training_method {training_method!r} is not one of {', '.join(METHODS)}")
+            training_method = None
+        elif sub.json_method is not None and sub.json_method != training_method.strip().lower():
+            problems.append(f"{sub.entry}: training_method {training_method!r} disagrees with 'method' "
+                            f"{sub.json_method!r} in {SUBMISSION_FILE}")
+    method = sub.json_method or (training_method.strip().lower() if training_method else None) or "standard"
+    if sub.custom_loop and METHODS[method]["adversarial"] is not None:
+        problems.append(f"method {method!r} uses adversarial training, which the harness cannot combine with "
+                        "make_optimizer/train_step; do the attack inside train_step and declare a "
+                        "non-adversarial method")
+    return method, problems
 
 
-def _check_model(sub: Submission) -> list[str]:
-    """Build the model once on CPU and run a dummy batch through it."""
-    where = sub.entry or f"model {sub.model!r}"
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = sub.build_model(10)
-    except SubmissionError as exc:
-        return exc.problems
-    except Exception as exc:  # noqa: BLE001 - user code
-        return [f"{where}: building the model failed: {type(exc).__name__}: {exc}"]
-    if not any(True for _ in model.parameters()):
-        return [f"{where}: the model has no parameters"]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(2, 3, 32, 32))
-    except Exception as exc:  # noqa: BLE001 - user code
-        return [f"{where}: the model fails on a (2, 3, 32, 32) float batch: {type(exc).__name__}: {exc}"]
-    finally:
-        model.train(was)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 10):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        return [f"{where}: the model must return logits of shape (batch, num_classes) = (2, 10), got {shape}"]
-    return []
+def load_submission(folder: str | Path) -> Submission:
+    """Read and check a submission folder without running any of its code.
 
-
-def load_submission(folder: str | Path, *, check_model: bool = True) -> Submission:
-    """Read, validate and (for ``entry`` submissions) import a submission folder.
-
-    Raises :class:`SubmissionError` listing every problem. With ``check_model`` the model is also
-    built once and run on a dummy batch. Importing an entry file runs its code. Only load
-    submissions you are prepared to run.
+    Raises :class:`SubmissionError` listing every problem: metadata, the entry path, and files
+    that may not be part of a submission. The returned submission is not inspected yet
+    (``hooks`` is None); :func:`validate_submission` also imports the entry in a child process.
     """
     folder = Path(folder).expanduser()
     data = _read_json(folder)
-    problems = _check_metadata(folder, data)
+    problems = _check_people(data) + _check_training(folder, data)
+    files, file_problems = hash_files(folder)
+    problems += file_problems
     if problems:
         raise SubmissionError(folder, problems)
-    files = _hash_files(folder)
-    digest = hashlib.sha256(json.dumps(sorted(files.items())).encode()).hexdigest()
-    hooks = None
-    json_method = data.get("method")
-    if data.get("entry") is not None:
-        hooks, problems = _load_hooks(folder, data["entry"], json_method, digest)
-        if problems:
-            raise SubmissionError(folder, problems)
-    method = (json_method or (hooks.training_method if hooks else None) or "standard").strip().lower()
-    if hooks is not None and hooks.custom_loop:
-        from cifar10s.training.presets import METHODS
-
-        if METHODS[method]["adversarial"] is not None:
-            raise SubmissionError(folder, f"method {method!r} uses adversarial training, which the harness "
-                                          "cannot combine with make_optimizer/train_step; do the attack "
-                                          "inside train_step and declare a non-adversarial method")
-    sub = Submission(
+    json_method = data["method"].strip().lower() if data.get("method") is not None else None
+    return Submission(
         folder=folder,
         name=data["name"].strip(),
         authors=tuple(a.strip() for a in data["authors"]),
         link=data["link"],
-        method=method,
+        method=json_method or "standard",
         description=data.get("description", ""),
         model=data["model"].strip().lower() if data.get("model") is not None else None,
         model_kwargs=dict(data.get("model_kwargs", {})),
@@ -488,16 +296,39 @@ def load_submission(folder: str | Path, *, check_model: bool = True) -> Submissi
         defense_kwargs=dict(data.get("defense_kwargs", {})),
         entry=data.get("entry"),
         overrides=dict(data.get("overrides", {})),
-        hooks=hooks,
+        json_method=json_method,
         files=files,
     )
-    if check_model:
-        problems = _check_model(sub)
-        if problems:
-            raise SubmissionError(folder, problems)
-    return sub
 
 
-def validate_submission(folder: str | Path, *, check_model: bool = True) -> Submission:
-    """Alias of :func:`load_submission` (validation is loading without training)."""
-    return load_submission(folder, check_model=check_model)
+def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_s: float | None = None,
+                       forbidden: list[str] | None = None) -> Submission:
+    """Import the entry (or look up the registered model) in a child process and check its report.
+
+    With ``check_model`` the child also builds the model and runs a dummy batch. Returns ``sub``
+    with ``hooks`` (the names found) and the resolved ``method``; raises :class:`SubmissionError`
+    listing the problems, or :class:`~.runner.WorkerFailed` when the child fails or its report
+    is malformed. ``time_limit_s`` defaults to :data:`~.runner.DEFAULT_INSPECT_LIMIT_S`.
+    """
+    from .runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
+
+    limit = DEFAULT_INSPECT_LIMIT_S if time_limit_s is None else time_limit_s
+    with WorkerRun(sub, label=f"inspecting {sub.folder}", forbidden=forbidden, threads=1) as run:
+        report = run.run("inspect", {"check_model": bool(check_model)}, time_limit_s=limit, device="cpu")
+    hooks, method = report.get("hooks"), report.get("training_method")
+    if (not isinstance(hooks, list) or not set(hooks) <= set(HOOK_NAMES)
+            or (sub.entry is not None and "build_model" not in hooks)
+            or not isinstance(method, (str, type(None)))):
+        raise WorkerFailed(f"inspecting {sub.folder}: malformed report from the child process")
+    inspected = dataclasses.replace(sub, hooks=tuple(sorted(set(hooks))))
+    resolved, problems = resolve_method(inspected, method)
+    if problems:
+        raise SubmissionError(sub.folder, problems)
+    return dataclasses.replace(inspected, method=resolved)
+
+
+def validate_submission(folder: str | Path | Submission, *, check_model: bool = True,
+                        time_limit_s: float | None = None) -> Submission:
+    """:func:`load_submission`, then :func:`inspect_submission`: everything short of training."""
+    sub = folder if isinstance(folder, Submission) else load_submission(folder)
+    return inspect_submission(sub, check_model=check_model, time_limit_s=time_limit_s)

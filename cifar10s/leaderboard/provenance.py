@@ -1,0 +1,143 @@
+"""What a result records about where it came from: code, data, environment, and its work folders.
+
+Kept apart from the orchestration so that the renderer and the shuffle experiment can describe
+their inputs the same way without importing the scorer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..release.recipe import DEFAULT_RECIPE
+from ..store import MANIFEST, TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json, sha256_file, variant_folder, verify_folder
+from ..variants import VariantSpec
+from ..version import __version__
+from .baselines import train_set_name
+
+__all__ = [
+    "STD_DEFINITION",
+    "code_version",
+    "data_caveats",
+    "dataset_provenance",
+    "environment",
+    "stamp_workdir",
+    "summary",
+]
+
+STD_DEFINITION = "sample standard deviation over seeds (divisor n - 1); 0.0 for a single seed"
+STAMP_FILE = "scoring.json"
+
+
+def code_version() -> dict[str, Any]:
+    """``cifar10s.__version__`` plus the git commit (and whether the tree is dirty) when available."""
+    repo = Path(__file__).resolve().parents[2]
+    commit: str | None = None
+    dirty: bool | None = None
+    if (repo / ".git").exists():
+        try:
+            r = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "HEAD"], capture_output=True,
+                               text=True, timeout=20)
+            if r.returncode == 0 and r.stdout.strip():
+                commit = r.stdout.strip()
+                s = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=20)
+                dirty = bool(s.stdout.strip()) if s.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"cifar10s": __version__, "git_commit": commit, "git_dirty": dirty}
+
+
+def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
+    """Which training data was used: variant, manifest sha256, array sha256s and source."""
+    folder = variant_folder(root, spec)
+    manifest = verify_folder(folder, check_hashes=False)
+    files = manifest["files"]
+    src = manifest["source"]
+    return {
+        "variant": spec.folder_name,
+        "spec": spec.to_dict(),
+        "paper_train_set": train_set_name(spec),
+        "manifest_sha256": sha256_file(folder / MANIFEST),
+        "train_images_sha256": files[TRAIN_IMAGES]["sha256"],
+        "train_labels_sha256": files[TRAIN_LABELS]["sha256"],
+        "num_train": int(files[TRAIN_IMAGES]["shape"][0]),
+        "source_fingerprint": src["fingerprint"],
+        "official_cifar10": bool(src.get("official")),
+        "recipe": (manifest.get("recipe") or {}).get("version"),  # None for variants without EM
+        "built_with_cifar10s": manifest.get("environment", {}).get("cifar10s"),
+    }
+
+
+def data_caveats(dataset: dict[str, Any]) -> list[str]:
+    """Why a result's training data is not the data the paper trained on (empty when it is).
+
+    Reads a result's ``dataset`` record: a non-official CIFAR-10 copy (e.g. a subset) or EM noise
+    from another recipe than the release's make a number incomparable with the paper's, whatever
+    the training settings.
+    """
+    out: list[str] = []
+    if not dataset.get("official_cifar10", False):
+        out.append(f"built from a CIFAR-10 copy that is not the official release "
+                   f"({dataset.get('num_train', '?')} training images)")
+    recipe = dataset.get("recipe")
+    if recipe is not None and recipe != DEFAULT_RECIPE:
+        out.append(f"EM noise from recipe {recipe!r}, not the release recipe {DEFAULT_RECIPE!r}")
+    return out
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Library versions, platform and threads of the scoring run (+ CUDA and the GPU's name)."""
+    env = {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def summary(values: Sequence[float | None]) -> dict[str, Any]:
+    """mean, sample std (:data:`STD_DEFINITION`), n and the values (non-finite ones not counted)."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(vals)
+    mean = sum(vals) / n if n else None
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else (0.0 if n else None)  # type: ignore[operator]
+    return {"mean": mean, "std": std, "n": n, "values": list(values)}
+
+
+def stamp_workdir(wd: Path, stamp: dict[str, Any]) -> dict[str, Any]:
+    """Record what a work folder is for, or check it is for the same thing; returns the stored stamp.
+
+    Keys starting with ``_`` are chosen once, when the folder is created (e.g. a secret order),
+    and kept as they were on later runs.
+    """
+    path = wd / STAMP_FILE
+    if path.exists():
+        old = json.loads(path.read_text())
+        keys = {k for k in set(old) | set(stamp) if not k.startswith("_")}
+        changed = sorted(k for k in keys if old.get(k) != stamp.get(k))
+        if changed:
+            raise ValueError(
+                f"{wd} holds a scoring run of something else (changed: {', '.join(changed)}); the "
+                "submission files or the data changed since it was started. Use a fresh --workdir."
+            )
+        missing = {k: v for k, v in stamp.items() if k.startswith("_") and k not in old}
+        if missing:
+            old.update(missing)
+            atomic_write_json(path, old)
+        return dict(old)
+    atomic_write_json(path, stamp)
+    return dict(stamp)
