@@ -50,3 +50,27 @@ def test_the_probe_runs_the_runs_attack(monkeypatch):
 def test_durations_read_naturally():
     assert format_duration(42) == "42 s" and format_duration(600) == "10 min"
     assert format_duration(7200) == "2.0 h" and format_duration(3 * 86400) == "3.0 days"
+
+
+def test_scoring_states_the_estimate_and_refuses_hours_on_a_cpu(tmp_path, built_root, monkeypatch, capsys):
+    """A paper-preset run on the CPU says how long it would take, and stops unless allowed."""
+    import pytest
+
+    import cifar10s.training.estimate as estimate
+    from cifar10s.leaderboard.scoring import score_submission
+    from cifar10s.training.estimate import SlowRunError, TrainingEstimate
+    from leaderboard_kit import META, write_submission
+
+    probes = []
+
+    def fake(model, config, num_train, device, **kw):  # 200 epochs at 0.5 s per step: hours
+        probes.append((config.preset, config.epochs, num_train))
+        return TrainingEstimate(seconds_per_step=0.5, steps=config.epochs * -(-num_train // config.batch_size),
+                                probe_steps=3)
+
+    monkeypatch.setattr(estimate, "estimate_training", fake)
+    sub = write_submission(tmp_path / "lenet", {**META, "model": "lenet5", "method": "standard"})
+    with pytest.raises(SlowRunError, match="would take about .* h on this CPU.*allow_slow=True"):
+        score_submission(sub, built_root, variant="ops", preset="paper", device="cpu", out=None)
+    assert probes == [("paper", 200, 10_000)]
+    assert "estimated training time on cpu" in capsys.readouterr().out

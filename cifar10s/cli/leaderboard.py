@@ -33,7 +33,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     score_submission(
         args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
         out=args.out, workdir=args.workdir, overrides=parse_sets(args.set), progress=not args.quiet,
-        time_limit_s=args.time_limit,
+        time_limit_s=args.time_limit, allow_slow=args.allow_slow,
     )
     return 0
 
@@ -83,6 +83,8 @@ def register(sub: Any) -> None:
         p.add_argument("submission", type=Path, help="submission folder (with submission.json)")
         add_training_args(p, default_variant="cifar10s")
         p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder")
+        p.add_argument("--allow-slow", action="store_true",
+                       help="train on a CPU even if the timed probe estimates more than an hour")
         p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                        help="the most seconds any one child process (inspect, train a seed, evaluate) may run; "
                             "default 10 minutes, 72 hours and 2 hours")

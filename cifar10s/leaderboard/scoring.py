@@ -129,6 +129,7 @@ def score_submission(
     progress: bool = False,
     time_limit_s: float | None = None,
     stop_after_epoch: int | None = None,
+    allow_slow: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Check, train (one child per seed) and score a submission; return (and write) its result.
@@ -145,6 +146,9 @@ def score_submission(
       its whole process group and the scoring fails.
     * ``stop_after_epoch``: stop every seed's training after this epoch (testing hook; raises
       :class:`ScoringInterrupted`, like a killed run).
+    * ``allow_slow``: for a registered model the training time is estimated from a short timed
+      probe on the device and stated before training starts; a run estimated over an hour on a
+      CPU raises :class:`~cifar10s.training.estimate.SlowRunError` unless this is set.
 
     Raises :class:`~.submission.SubmissionError` (the submission is at fault),
     :class:`~.runner.WorkerFailed` (a child died, hung or returned malformed output) or
@@ -202,6 +206,7 @@ def score_submission(
         first = configs[seeds[0]]
         say(f"scoring {sub.name!r} ({sub.model or sub.entry}, method {sub.method}) on {spec.folder_name}, preset "
             f"{preset}, seeds {seeds}, device {dev}")
+        _state_estimate(sub, first, len(labels), len(seeds), dev, allow_slow, say)
         for seed in seeds:
             per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], images, labels,
                                        test, settings, stop_after_epoch))
@@ -262,6 +267,28 @@ def score_submission(
         result["_path"] = str(path)
         say(f"wrote {path}")
     return result
+
+
+def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, dev: torch.device,
+                    allow_slow: bool, say: Callable[[str], None]) -> None:
+    """Say how long training will take here, before it starts; refuse hours on a CPU unless allowed.
+
+    Only for registered models: an entry's model is submission code, which this process never runs.
+    """
+    if sub.model is None:
+        return
+    from ..models import build_model
+    from ..training.estimate import SLOW_SECONDS, SlowRunError, estimate_training, format_duration
+
+    est = estimate_training(build_model(sub.model, **sub.model_kwargs), config, num_train, dev)
+    total = est.seconds * n_seeds
+    say(f"  estimated training time on {dev}: {format_duration(total)} ({est.steps:,} steps x {n_seeds} seed(s), "
+        f"{est.seconds_per_step:.3f} s per step measured by a short probe)")
+    if total > SLOW_SECONDS and dev.type == "cpu" and not allow_slow:
+        raise SlowRunError(
+            f"training {sub.model} with preset {config.preset} would take about {format_duration(total)} on this "
+            "CPU (estimated from a timed probe). Score it on a GPU (device='cuda'), use a shorter preset "
+            "(gpu-quick, cpu-smoke), or pass allow_slow=True to run it here anyway")
 
 
 def _per_epoch_images(config: Any, test: HeldOutTestSet) -> int:
