@@ -9,10 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 SHARED_ARCHIVE_MD5 = "dafedb10fc373d716862990ea8084404"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for the module's tests (and its module-scoped fixtures, set up after
+    this one): tiny models run as fast on one, and the float sums stay reproducible when other
+    processes share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,12 @@ small models, and reading the clean test split the way a test (never the scorer)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import textwrap
 from pathlib import Path
 
 import numpy as np
-import torch
 
 META = {"name": "Test entry", "authors": ["A. Tester"], "link": "https://example.org/paper"}
 
@@ -33,17 +31,6 @@ def build_model(num_classes):
 
 #: settings that keep a scoring run to a few seconds of training (cpu-smoke, one short epoch)
 QUICK = {"epochs": 1, "train_subset": 256, "eval_subset": 200}
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with ``n`` torch threads (children inherit the count): 2 shared cores stay usable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def write_submission(folder: Path, meta: dict | str | None, files: dict[str, str] | None = None) -> Path:

@@ -25,6 +25,8 @@ from cifar10s.training import (
 )
 from cifar10s.training.augment import randaugment_magnitudes
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available on this machine")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
@@ -44,15 +46,6 @@ def _batch(n: int = 16, seed: int = 0, device: str = "cpu") -> tuple[torch.Tenso
     x = _images_u8(n, seed).float().div(255).to(device)
     y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed + 1)).to(device)
     return x, y
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These ops are tiny; on a small shared CPU, intra-op threads only add contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int, device: str = "cpu") -> torch.Generator:

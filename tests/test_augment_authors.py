@@ -30,15 +30,9 @@ from cifar10s.training.augment_authors import (
 )
 from cifar10s.training.presets import METHODS, diff_from_paper, paper_method, resolve_preset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int, device: str = "cpu") -> torch.Generator:

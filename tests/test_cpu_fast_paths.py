@@ -14,6 +14,8 @@ from cifar10s.training.config import TrainConfig
 from cifar10s.training.evaluation import evaluate, predict_logits
 from cifar10s.training.trainer import train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class Small(nn.Module):
     def __init__(self) -> None:
@@ -31,14 +33,6 @@ def batch():
     x = torch.randint(0, 256, (96, 32, 32, 3), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (96,), generator=g)
     return x, y
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("amp,channels_last", [(True, False), (False, True), (True, True)],

@@ -23,6 +23,8 @@ from cifar10s.em import checkpoint as em_ckpt
 from cifar10s.em.run import _Dist, _EMRun
 from cifar10s.models.resnet import resnet18
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA = Path(os.environ.get(
     "CIFAR10_MINI", Path(__file__).resolve().parents[2] / "shared/data/cifar-10-mini-python.tar.gz"))
 
@@ -65,16 +67,6 @@ def cifar() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     d = load_cifar10(DATA)
     return (np.ascontiguousarray(d.train_images), np.asarray(d.train_labels, np.int64),
             np.ascontiguousarray(d.test_images), np.asarray(d.test_labels, np.int64))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny convolutions: one thread is as fast as two and immune to oversubscription when other
-    # test processes share the two cores.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,12 @@ from cifar10s.em.run import _Dist, _EMRun
 from cifar10s.release.recipe import load_recipe
 from cifar10s.runtime import derive_seed
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"generator_width": 4, "batch_size": 16, "eval_batch_size": 16, "pgd_steps": 2,
          "step_size": 2.0, "train_steps": 2, "stop_error": 0.0}
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="module")

@@ -40,18 +40,10 @@ from cifar10s.store import (
 )
 from cifar10s.variants import VariantSpec
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {"generator_width": 4, "batch_size": 16, "eval_batch_size": 64, "pgd_steps": 2,
         "step_size": 2.0, "train_steps": 2}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions: one thread is as fast as two and keeps the probe's timings steady when
-    # other processes share the cores.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="module")

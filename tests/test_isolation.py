@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash, torch_threads, write_submission
+from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash, write_submission
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
@@ -31,11 +31,6 @@ from cifar10s.store import TEST_LABELS, IntegrityError, clean_folder, data_dir
 
 CHANCE = 0.1  # class 0 on the class-balanced 2,000-image test split
 
-
-@pytest.fixture
-def one_thread():
-    with torch_threads(1):
-        yield
 
 # shared by the attacks: a model whose weights contribute nothing and whose logits come from guess(x)
 GUESSER = '''

@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import cifar10s
 from cifar10s.cli.main import build_parser
@@ -30,14 +29,6 @@ from cifar10s.store import (
 )
 from cifar10s.variants import VariantSpec
 from leaderboard_kit import META, write_submission
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import data_caveats, render_html, render_markdown, write_leaderboard
@@ -118,14 +117,6 @@ def test_committed_cpu_demo_results_still_load_and_render(demo):
     # + 2 data notes for the whole board
     assert re.findall(r"^- †(\d+):", md, flags=re.MULTILINE) == ["1", "2", "3", "4"]
     assert 'augmentation="randaugment-tv" \\(paper "randaugment"\\)' in md.split("- †4:")[1]
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thread):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from leaderboard_kit import META, TINY_NET, clean_test_split, image_hash, torch_threads, write_submission
+from leaderboard_kit import META, TINY_NET, clean_test_split, image_hash, write_submission
 from safetensors.torch import load_file
 
 from cifar10s.leaderboard import ScoringInterrupted, score_submission, validate_submission
@@ -22,11 +22,6 @@ from cifar10s.store import TRAIN_LABELS, clean_folder, load_array, verify_folder
 
 TIMING_FIELDS = {"train_time", "eval_time", "images_per_sec", "elapsed"}
 
-
-@pytest.fixture
-def one_thread():
-    with torch_threads(1):
-        yield
 
 # Hooks and forward passes that walk everything they can reach and write what they found to LOG, one
 # file per process (the inspecting, training and evaluating children each import this module).

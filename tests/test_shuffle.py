@@ -60,14 +60,6 @@ SMOKE = {"epochs": 4, "augmentation": "none", "train_subset": None, "optimizer":
          "weight_decay": 0.0, "schedule": "constant"}
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _clean(root: Path) -> tuple[np.ndarray, np.ndarray]:
     ds = CIFAR10S(root, train=True, variant="clean", mmap=False)
     return ds.data, np.asarray(ds.targets, dtype=np.int64)

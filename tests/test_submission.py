@@ -33,7 +33,20 @@ def test_example_submissions_validate(capsys):
 
 
 # problems found in submission.json or the folder: no child process is started
+_REG = {**META, "model": "lenet5", "method": "standard"}
+
 METADATA_CASES = [
+    # settings of the wrong type fail at validation, not later with a traceback
+    ("lr-string", {**_REG, "overrides": {"lr": "fast"}}, {}, "training setting 'lr' must be float, got 'fast'"),
+    ("lr-nan", '{"name": "t", "authors": ["a"], "link": "https://x.org", "model": "lenet5", "method": "standard", '
+               '"overrides": {"lr": NaN}}', {}, "NaN is not a JSON value"),
+    ("epochs-float", {**_REG, "overrides": {"lr": 0.05, "batch_size": 12.5}}, {},
+     "training setting 'batch_size' must be int"),
+    ("quality-string", {**_REG, "defense": "jpeg", "defense_kwargs": {"quality": "x"}}, {},
+     "defense 'jpeg' keyword 'quality' must be int, got 'x'"),
+    ("long-description", {**_REG, "description": "x" * 2001}, {}, "at most 2000 characters"),
+    ("many-authors", {**_REG, "authors": ["a"] * 51}, {}, "list of 1 to 50 names"),
+    ("long-link", {**_REG, "link": "https://x.org/" + "a" * 600}, {}, "at most 500 characters"),
     ("not-json", '{"name": "x", ', {}, "not valid JSON"),
     ("not-object", "[1, 2]", {}, "must hold a JSON object"),
     ("no-file", None, {}, "no submission.json"),
@@ -44,7 +57,7 @@ METADATA_CASES = [
     ("missing-authors", {"name": "x", "link": "https://x.org", "model": "resnet18", "method": "standard"}, {},
      "missing required key 'authors'"),
     ("bad-authors", {**META, "authors": "me", "model": "resnet18", "method": "standard"}, {},
-     "'authors' must be a non-empty list"),
+     "'authors' must be a list of 1 to 50 names"),
     ("bad-link", {**META, "link": "javascript:alert(1)", "model": "resnet18", "method": "standard"}, {},
      "'link' must be an http(s) URL"),
     ("neither", dict(META), {}, "missing 'model'"),

@@ -35,17 +35,10 @@ from cifar10s.training.config import TrainConfig, TrainResult
 from cifar10s.training.evaluation import Evaluator, evaluate
 from cifar10s.training.trainer import train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 TIMING_FIELDS = {"train_time", "eval_time", "images_per_sec", "elapsed"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single intra-op thread: faster on a busy 2-core machine and reproducible float sums."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class TinyCNN(nn.Module):

@@ -61,6 +61,10 @@ COMPILED_SUFFIXES = frozenset({".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", 
 _BINARY_MAGIC = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
                  b"\xca\xfe\xba\xbe", b"MZ")
 _MAX_NAME = 120
+_MAX_AUTHORS = 50
+_MAX_LINK = 500
+_MAX_DESCRIPTION = 2000
+_MAX_JSON_BYTES = 64 * 1024
 _URL = re.compile(r"^https?://[^\s<>\"']+$")
 
 
@@ -116,14 +120,21 @@ def hash_files(folder: Path) -> tuple[dict[str, str], list[str]]:
 # metadata
 
 
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity (Python's reader accepts them): refuse them as the error they are."""
+    raise json.JSONDecodeError(f"{name} is not a JSON value (use a finite number)", name, 0)
+
+
 def _read_json(folder: Path) -> dict[str, Any]:
     if folder.is_symlink() or not folder.is_dir():
         raise SubmissionError(folder, "not a folder (a submission is a folder containing submission.json)")
     path = folder / SUBMISSION_FILE
     if not path.is_file():
         raise SubmissionError(folder, f"no {SUBMISSION_FILE} in the folder")
+    if path.stat().st_size > _MAX_JSON_BYTES:
+        raise SubmissionError(folder, f"{SUBMISSION_FILE} is larger than {_MAX_JSON_BYTES} bytes")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise SubmissionError(folder, f"{SUBMISSION_FILE} is not UTF-8 text ({exc})") from None
     except json.JSONDecodeError as exc:
@@ -146,14 +157,17 @@ def _check_people(data: dict[str, Any]) -> list[str]:
         problems.append(f"'name' must be a non-empty string of at most {_MAX_NAME} characters")
     authors = data.get("authors")
     if "authors" in data and (
-        not isinstance(authors, list) or not authors or not all(isinstance(a, str) and a.strip() for a in authors)
+        not isinstance(authors, list) or not authors or len(authors) > _MAX_AUTHORS
+        or not all(isinstance(a, str) and a.strip() and len(a) <= _MAX_NAME for a in authors)
     ):
-        problems.append("'authors' must be a non-empty list of names (strings)")
+        problems.append(f"'authors' must be a list of 1 to {_MAX_AUTHORS} names (strings of at most {_MAX_NAME} "
+                        "characters)")
     link = data.get("link")
-    if "link" in data and (not isinstance(link, str) or not _URL.match(link)):
-        problems.append("'link' must be an http(s) URL (paper, code or report)")
-    if "description" in data and not isinstance(data["description"], str):
-        problems.append("'description' must be a string")
+    if "link" in data and (not isinstance(link, str) or len(link) > _MAX_LINK or not _URL.match(link)):
+        problems.append(f"'link' must be an http(s) URL of at most {_MAX_LINK} characters (paper, code or report)")
+    if "description" in data and (not isinstance(data["description"], str)
+                                  or len(data["description"]) > _MAX_DESCRIPTION):
+        problems.append(f"'description' must be a string of at most {_MAX_DESCRIPTION} characters")
     return problems
 
 

@@ -7,6 +7,8 @@ without importing the loop (and the loop's imports of them).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 import json
 import os
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ..checks import check_type
 from ..store import atomic_write_bytes
 from .adversarial import AdversarialConfig
 
@@ -95,6 +98,9 @@ class TrainConfig:
     model_name: str | None = None
 
     def __post_init__(self) -> None:
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            check_type(f"training setting {f.name!r}", getattr(self, f.name), hints[f.name])
         if isinstance(self.adversarial, dict):
             self.adversarial = AdversarialConfig(**self.adversarial)
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
@@ -124,6 +130,11 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **_plain(changes)})
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
 
 
 def _plain(changes: dict[str, Any]) -> dict[str, Any]:

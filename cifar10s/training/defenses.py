@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 import io
 import warnings
 from typing import Any, Callable, Optional, Union
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF2
 
-from ..checks import check_choice
+from ..checks import check_choice, check_type
 
 __all__ = [
     "DEFENSES",
@@ -221,4 +222,7 @@ def build_defense(name: str, **kwargs: Any) -> Defense:
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(f"defense {key!r} takes keywords {sorted(allowed)}, got {sorted(unknown)}")
+    hints = typing.get_type_hints(fn)
+    for k, v in kwargs.items():
+        check_type(f"defense {key!r} keyword {k!r}", v, hints.get(k, Any))
     return functools.partial(fn, **kwargs)
