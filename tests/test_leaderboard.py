@@ -1,4 +1,7 @@
-"""Leaderboard: submissions, scoring with provenance, resume, data isolation, baselines, shuffle, rendering.
+"""Leaderboard: the scoring round trip with provenance, baselines, shuffle, rendering.
+
+Submission checks are in test_submission.py; what submission code can reach, resuming, and the
+attacks a scorer must withstand in test_scoring.py and test_isolation.py.
 
 Training runs use the ``cpu-smoke`` preset (2 epochs, 1,024 training images, 500 test images per
 epoch) and LeNet-5 or a tiny CNN on the shared real CIFAR-10 subset (``built_root``: ``clean`` +
@@ -7,7 +10,6 @@ epoch) and LeNet-5 or a tiny CNN on the shared real CIFAR-10 subset (``built_roo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import textwrap
@@ -22,18 +24,14 @@ import cifar10s
 from cifar10s.cli.main import build_parser
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import (
-    ScoringInterrupted,
-    SubmissionError,
     compare,
     data_caveats,
     derangement,
     format_comparison,
-    load_submission,
     lookup,
     render_html,
     render_markdown,
     run_shuffle_experiment,
-    score_submission,
     shortcut_reliance,
     shuffle_additive,
     shuffle_ops,
@@ -154,7 +152,8 @@ def test_round_trip_provenance_and_render(tmp_path, built_root, capsys, one_thre
     assert s["n"] == 2 and s["mean"] == pytest.approx(np.mean(finals))
     assert s["std"] == pytest.approx(np.std(finals, ddof=1))
     assert r["eval"]["per_epoch_images"] == 500 and r["eval"]["final_images"] == 2000
-    assert r["eval"]["accuracy_units"] == "fraction in [0, 1]" and "selected on the test set" in r["eval"]["best_epoch_selection"]
+    assert r["eval"]["accuracy_units"] == "fraction in [0, 1]"
+    assert "selected on the test set" in r["eval"]["best_epoch_selection"]
     # an honest model: its accuracy on flipped test images is close to its accuracy; nothing flagged
     assert r["integrity"]["suspicious"] is False and abs(r["integrity"]["flip_gap"]) < 0.05
     assert r["integrity"]["test_split_verification"] == "pinned" and r["test_set"]["verification"]["method"] == "pinned"
