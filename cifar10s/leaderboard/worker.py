@@ -30,16 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from .runner import WEIGHTS_NAME, epoch_logits_name
+
 __all__ = ["main"]
 
-EPOCH_LOGITS_DIR = "epoch-logits"
-WEIGHTS_NAME = "model.safetensors"
 #: exit codes: 0 done, 3 the submission is at fault (report says why), 1 anything else
 EXIT_SUBMISSION = 3
-
-
-def epoch_logits_name(epoch: int) -> str:
-    return f"{EPOCH_LOGITS_DIR}/epoch-{epoch:04d}.npy"
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
