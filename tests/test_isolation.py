@@ -26,6 +26,7 @@ from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash,
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
 from cifar10s.leaderboard.heldout import HeldOutTestSet, verify_test_split
+from cifar10s.leaderboard.integrity import integrity_lines, integrity_record
 from cifar10s.leaderboard.runner import PASSED_ENV, WorkerFailed, read_logits
 from cifar10s.store import TEST_LABELS, IntegrityError, clean_folder, data_dir
 
@@ -305,6 +306,9 @@ def test_test_split_verification_without_a_pin(tmp_path, tiny_archive):
     src = load_cifar10(tiny_archive)
     test = HeldOutTestSet(root)
     assert test.verification["method"] == "unverified" and "test split not pinned" in test.verification["caveat"]
+    record = integrity_record([{"final_test_acc": 0.5, "flipped_test_acc": 0.49}], test.verification)
+    assert record["caveats"] == [test.verification["caveat"]] and record["suspicious"] is False
+    assert any(line.startswith("note: test split not pinned") for line in integrity_lines(record))
 
     shutil.copy(tiny_archive, root / "cifar-10-python.tar.gz")
     args = (root, src.fingerprint, src.test_images, src.test_labels)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FLIP_GAP_DEFINITION", "FLIP_GAP_THRESHOLD", "integrity_record"]
+__all__ = ["FLIP_GAP_DEFINITION", "FLIP_GAP_THRESHOLD", "integrity_lines", "integrity_record"]
 
 FLIP_GAP_THRESHOLD = 0.10
 FLIP_GAP_DEFINITION = ("final_test_acc - flipped_test_acc, where flipped_test_acc is the accuracy on the same "

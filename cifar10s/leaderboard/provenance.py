@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 STD_DEFINITION = "sample standard deviation over seeds (divisor n - 1); 0.0 for a single seed"
-STAMP_FILE = "scoring.json"
+STAMP_SUFFIX = ".scoring.json"
 
 
 def code_version() -> dict[str, Any]:
@@ -121,10 +121,12 @@ def summary(values: Sequence[float | None]) -> dict[str, Any]:
 def stamp_workdir(wd: Path, stamp: dict[str, Any]) -> dict[str, Any]:
     """Record what a work folder is for, or check it is for the same thing; returns the stored stamp.
 
-    Keys starting with ``_`` are chosen once, when the folder is created (e.g. a secret order),
+    The record is ``<wd>.scoring.json`` beside the folder, not in it: the folder is the training
+    child's, the record the scorer's. Keys starting with ``_`` are chosen once, when the record is
+    created (e.g. a secret order),
     and kept as they were on later runs.
     """
-    path = wd / STAMP_FILE
+    path = wd.with_name(wd.name + STAMP_SUFFIX)
     if path.exists():
         old = json.loads(path.read_text())
         keys = {k for k in set(old) | set(stamp) if not k.startswith("_")}

@@ -39,8 +39,10 @@ __all__ = [
     "DEFAULT_INSPECT_LIMIT_S",
     "DEFAULT_PREDICT_LIMIT_S",
     "DEFAULT_TRAIN_LIMIT_S",
+    "WEIGHTS_NAME",
     "WorkerFailed",
     "WorkerRun",
+    "epoch_logits_name",
     "read_logits",
     "stage_files",
 ]
@@ -50,6 +52,9 @@ DEFAULT_TRAIN_LIMIT_S = 72 * 3600.0
 DEFAULT_PREDICT_LIMIT_S = 2 * 3600.0
 WORKER_MODULE = "cifar10s.leaderboard.worker"
 MAX_REPORT_BYTES = 16 << 20
+#: what a training child leaves in its work folder (read back by :mod:`.seedruns`)
+WEIGHTS_NAME = "model.safetensors"
+EPOCH_LOGITS_DIR = "epoch-logits"
 #: environment variables a child may inherit (devices, locale, the toolchain's search paths)
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH",
               "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
@@ -59,6 +64,11 @@ _SUBMISSION_DIR = "submission"
 
 class WorkerFailed(RuntimeError):
     """A child process died, hung, exited without its report, or returned malformed output."""
+
+
+def epoch_logits_name(epoch: int) -> str:
+    """The file, relative to the work folder, of the per-epoch logits after ``epoch`` (1-based)."""
+    return f"{EPOCH_LOGITS_DIR}/epoch-{epoch:04d}.npy"
 
 
 def _package_parent() -> str:

@@ -18,8 +18,7 @@ import numpy as np
 from ..store import sha256_file
 from .heldout import HeldOutTestSet
 from .record import Submission
-from .runner import WorkerFailed, WorkerRun, read_logits
-from .worker import WEIGHTS_NAME, epoch_logits_name
+from .runner import WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
 
 __all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
 

@@ -1,8 +1,10 @@
 """The child process that runs submission code: ``python -I -B -m cifar10s.leaderboard.worker job.json``.
 
-Started by :mod:`.runner` in a fresh scratch folder (its working directory), with a minimal
-environment and no path to the data root. Everything it may use is in that folder: ``job.json``,
-a copy of the submission's files, and the arrays of its task. It never holds a test label:
+Started by :mod:`.runner` (through ``runpy``, so that the child runs the scorer's own copy of the
+package) in a fresh scratch folder (its working directory), with a minimal
+environment and no path to the data root. What it is handed is in that folder (``job.json``, a
+copy of the submission's files, the arrays of its task) and, for training, in the seed's work
+folder. It never holds a test label:
 
 * ``inspect``: import the entry (or look up the registered model), list its hooks, and with
   ``check_model`` build the model and run a dummy batch;
@@ -28,16 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from .runner import WEIGHTS_NAME, epoch_logits_name
+
 __all__ = ["main"]
 
-EPOCH_LOGITS_DIR = "epoch-logits"
-WEIGHTS_NAME = "model.safetensors"
 #: exit codes: 0 done, 3 the submission is at fault (report says why), 1 anything else
 EXIT_SUBMISSION = 3
-
-
-def epoch_logits_name(epoch: int) -> str:
-    return f"{EPOCH_LOGITS_DIR}/epoch-{epoch:04d}.npy"
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
