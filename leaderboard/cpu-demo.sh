@@ -33,7 +33,7 @@ for variant in clean em ops-k1 cifar10s; do  # folder names, as in the result fi
         # 2.30 for 6 epochs of 79 steps); every override is recorded in the result's preset_diff.
         "$cli" score "$here/submissions/lenet5-$method" --root "$root" --variant "$variant" \
             --preset cpu-smoke --seeds 0 1 --device cpu --quiet --out "$out" \
-            --workdir "$root/.score-work/lenet5-$method--$variant" \
+            --workdir "$out/.work/lenet5-$method--$variant" \
             --set "epochs=$epochs" --set batch_size=128 --set lr=0.05 \
             --set train_subset=null --set eval_subset=null
     done

@@ -139,6 +139,18 @@ def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thr
     delta = round(final - 22.19, 2)
     assert f"| reproduced | {final:.2f} | {delta:+.2f} |" in md and "epochs=1 \\(paper 200\\)" in md
     assert md.count("| reported |") == 1 and "| reported | 22.19 | – |" in md and "Shortcut, Table 2 " in md
+    assert "FLAGGED" not in md  # an honest model's flip gap is small
+
+    # the same result with its integrity flag raised (as for a model that memorised the labels)
+    flagged = json.loads((out / "lenet--ops-k1--cpu-smoke.json").read_text())
+    flagged["integrity"].update(suspicious=True, flip_gap=0.62, caveats=["test split not pinned"])
+    flagged["preset"], flagged["preset_diff"] = "paper", {}
+    flagged["dataset"]["official_cifar10"] = True
+    (out / "lenet--ops-k1--cpu-smoke.json").write_text(json.dumps(flagged))
+    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site2")
+    parts = md_sections(md_path.read_text("utf-8"))
+    assert (n, skipped) == (1, []) and "FLAGGED" in parts["Not comparable with the paper"]
+    assert "+62.0 points" in parts["Not comparable with the paper"] and "test split not pinned" in md_path.read_text()
 
 
 def test_render_empty(tmp_path):

@@ -1,13 +1,16 @@
 """The CIFAR-10-S leaderboard: submissions, scoring, the paper's baselines, shuffle experiment, rendering.
 
-* :mod:`.submission`: the submission folder format and the hook API, with validation.
+* :mod:`.submission`: the submission folder format and its checks (no submission code runs here).
 * :mod:`.scoring`: trains a submission on a training set and scores it on the clean test set,
-  writing a result JSON with full provenance.
+  writing a result JSON with full provenance; submission code runs only in the child processes
+  of :mod:`.runner` / :mod:`.worker`, the test labels stay in :mod:`.heldout`.
 * :mod:`.baselines`: the paper's Tables 1-5 as data (``baselines.json``), looked up by
   (model, method, training set).
 * :mod:`.shuffle` / :mod:`.shuffle_table1`: the shuffle experiment of Table 1 (the sets; the runs).
-* :mod:`.render`: the Markdown and static-HTML leaderboard.
-* :mod:`.cli`: ``register(subparsers)`` for the ``cifar10s`` command line.
+* :mod:`.results` / :mod:`.render`: result files read as untrusted input; the Markdown and
+  static-HTML leaderboard.
+
+The command line for all of it is in :mod:`cifar10s.cli`.
 
 See docs/leaderboard.md and leaderboard/README.md.
 """

@@ -256,7 +256,8 @@ def parse_result(data: Any, file: str = "") -> Entry:
     best, _, _ = _summary(summary.get("best_test_acc"), "summary.best_test_acc", required=False)
 
     preset = _text(data.get("preset"), "preset", empty_ok=False)
-    notes = _preset_notes(_dict(data.get("preset_diff"), "preset_diff")) + data_notes
+    integrity_notes = _integrity_notes(data.get("integrity"))
+    notes = _preset_notes(_dict(data.get("preset_diff"), "preset_diff")) + data_notes + integrity_notes
     seeds_raw = data.get("seeds")
     if seeds_raw is not None and (not isinstance(seeds_raw, list) or len(seeds_raw) > _MAX_LIST):
         raise MalformedResult(f"seeds must be a list of at most {_MAX_LIST} integers")
@@ -279,8 +280,31 @@ def parse_result(data: Any, file: str = "") -> Entry:
         model=model or f"custom ({entry_file or 'code'})", model_key=model_key, method=method or "?",
         defense=defense, variant=variant or "?", train_set=paper_set or variant or "?", paper_train_set=paper_set,
         preset=preset or "?", seeds=seeds, final=final, final_std=final_std, best=best, diff_pp=diff_pp,
-        harness=harness, date=date, notes=tuple(notes), comparable=preset == "paper" and not data_notes, file=file,
+        harness=harness, date=date, notes=tuple(notes),
+        comparable=preset == "paper" and not data_notes and not integrity_notes, file=file,
     )
+
+
+def _integrity_notes(raw: Any) -> list[str]:
+    """The scorer's integrity block as footnotes: a flagged flip gap, an unpinned test split.
+
+    Results written before the block existed have none; they get no note.
+    """
+    if raw is None:
+        return []
+    block = _dict(raw, "integrity")
+    notes = []
+    if block.get("suspicious") is True:
+        gap = block.get("flip_gap")
+        shown = f"{100 * gap:+.1f} points" if isinstance(gap, (int, float)) and math.isfinite(gap) else "a large gap"
+        notes.append(f"FLAGGED: accuracy on horizontally flipped test images differs by {shown} from the "
+                     "accuracy on the test images (trained networks differ by a point or two): possibly "
+                     "memorised test labels, review the submission")
+    caveats = block.get("caveats") or []
+    if not isinstance(caveats, list) or len(caveats) > _MAX_LIST:
+        raise MalformedResult("integrity.caveats must be a short list of strings")
+    notes += [f"test split: {_text(c, 'integrity.caveats[]', limit=300)}" for c in caveats]
+    return notes
 
 
 def _display_name(path: Path) -> str:

@@ -1,38 +1,32 @@
-"""Training: batched on-device augmentations, training-set defenses, the training loop and presets."""
+"""Training: batched on-device augmentations, training-set defenses, the training loop and presets.
 
-from cifar10s.training.augment import (
-    AUGMENTATIONS,
-    RANDAUGMENT_OPS,
-    AugmentationPipeline,
-    BatchAugmentation,
-    Cutout,
-    Mixup,
-    RandAugment,
-    RandomCropFlip,
-    build_augmentation,
-)
-from cifar10s.training.defenses import DEFENSES, build_defense
-from cifar10s.training.presets import PRESETS, resolve_preset
-from cifar10s.training.config import TrainConfig, TrainResult
-from cifar10s.training.evaluation import evaluate
-from cifar10s.training.trainer import train
+The names below are imported on first use: importing a submodule (``cifar10s.training.config``,
+as every leaderboard child process does) does not pull in torchvision and the augmentations.
+"""
 
-__all__ = [
-    "AUGMENTATIONS",
-    "RANDAUGMENT_OPS",
-    "AugmentationPipeline",
-    "BatchAugmentation",
-    "Cutout",
-    "Mixup",
-    "RandAugment",
-    "RandomCropFlip",
-    "build_augmentation",
-    "DEFENSES",
-    "build_defense",
-    "PRESETS",
-    "resolve_preset",
-    "TrainConfig",
-    "TrainResult",
-    "evaluate",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "AUGMENTATIONS": "augment", "RANDAUGMENT_OPS": "augment", "AugmentationPipeline": "augment",
+    "BatchAugmentation": "augment", "Cutout": "augment", "Mixup": "augment", "RandAugment": "augment",
+    "RandomCropFlip": "augment", "build_augmentation": "augment",
+    "AuthorsRandAugment": "augment_authors", "AUTHORS_RANDAUGMENT_OPS": "augment_authors",
+    "DEFENSES": "defenses", "build_defense": "defenses",
+    "PRESETS": "presets", "resolve_preset": "presets",
+    "TrainConfig": "config", "TrainResult": "config",
+    "evaluate": "evaluation",
+    "train": "trainer",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
