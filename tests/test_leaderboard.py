@@ -88,6 +88,9 @@ def test_round_trip_provenance(tmp_path, built_root, capsys, one_thread):
     assert r["integrity"]["test_split_verification"] == "pinned" and r["test_set"]["verification"]["method"] == "pinned"
     assert all(abs(p["flip_gap"]) < 0.05 and len(p["weights_sha256"]) == 64 for p in r["per_seed"])
     assert r["paper"] and r["paper"][0]["table"] == "table2" and r["paper"][0]["test_acc"] == 22.19
+    # the precision that ran is recorded (cpu-smoke: float32, as the authors' code) and is no difference
+    assert r["precision"] == {"autocast": None, "tf32": False, "channels_last": False, "compiled": False}
+    assert "amp" not in r["preset_diff"] and "channels_last" not in r["preset_diff"]
 
 
 # ------------------------------------------------------------------------------------------------

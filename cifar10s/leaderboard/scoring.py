@@ -242,6 +242,8 @@ def score_submission(
         "config": config_dict,
         "seeds": seeds,
         "device": per_seed[0]["device"],
+        # the numerics that ran (the paper: float32); any difference is also in preset_diff
+        "precision": per_seed[0]["precision"],
         "environment": environment(dev),
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": sum(p["train_time_s"] for p in per_seed),

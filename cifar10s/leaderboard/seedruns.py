@@ -133,10 +133,19 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
         "train_time_s": _number(result.get("total_time"), "total_time", allow_none=False),
         "resumed_from_epoch": _number(result.get("resumed_from_epoch"), "resumed_from_epoch"),
         "device": str(result.get("device", settings.device))[:200],
+        "precision": _precision(result.get("precision")),
         "records": records,
         "workdir": str(wd),
         "weights_sha256": weights_sha256(wd / WEIGHTS_NAME, label),
     }
+
+
+def _precision(raw: Any) -> dict[str, Any]:
+    """The numerics the child reports it trained with (bf16 autocast, TF32, channels-last, compile)."""
+    keys = {"autocast": (str, type(None)), "tf32": (bool,), "channels_last": (bool,), "compiled": (bool,)}
+    if not isinstance(raw, dict) or set(raw) != set(keys) or not all(isinstance(raw[k], keys[k]) for k in keys):
+        raise WorkerFailed(f"the training child reported a malformed precision record: {str(raw)[:200]}")
+    return {k: raw[k] if not isinstance(raw[k], str) else raw[k][:20] for k in keys}
 
 
 def evaluate_seeds(sub: Submission, per_seed: list[dict[str, Any]], config: Any, test: HeldOutTestSet,

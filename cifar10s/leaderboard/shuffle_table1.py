@@ -44,18 +44,26 @@ __all__ = ["PAPER_TABLE1", "PAPER_TABLE1_SOURCE", "format_table1", "run_table1"]
 RESULT_FORMAT = "cifar10s-table1-result"
 CLEAN_TEST = "clean-test"
 
-#: Wu et al. (ICLR 2023), Table 1 "Shuffle experiments on EM & OPS data": accuracy (%) of
-#: ResNet-18, ``PAPER_TABLE1[evaluating data][training data of the model]``. Rows: "Clean
-#: Training", "EM Training", "OPS Training", "Shuffled EM Training", "Shuffled OPS Training";
-#: columns: "Normal-ResNet-18" (clean), "EM-ResNet-18", "OPS-ResNet-18". ``None`` is a "-" cell.
-#: Kept here until cifar10s/leaderboard/baselines.json holds Table 1; then read it from there.
-PAPER_TABLE1: dict[str, dict[str, float | None]] = {
-    "clean": {"clean": 99.96, "em": 25.16, "ops-k1": 15.48},
-    "em": {"clean": 94.00, "em": 99.99, "ops-k1": None},
-    "ops-k1": {"clean": 99.52, "em": None, "ops-k1": 99.97},
-    "shuffled-em": {"clean": 9.97, "em": 48.97, "ops-k1": None},
-    "shuffled-ops-k1": {"clean": 9.82, "em": None, "ops-k1": 72.43},
-}
+#: Table 1's layout in this module's names: evaluating data (rows) and the training data of
+#: the evaluated ResNet-18 (columns), as the paper prints them.
+_TABLE1_ROWS = {"clean-train": "clean", "em-train": "em", "ops-train": "ops-k1",
+                "shuffled-em-train": "shuffled-em", "shuffled-ops-train": "shuffled-ops-k1"}
+_TABLE1_COLUMNS = {"clean": "clean", "em": "em", "ops": "ops-k1"}
+
+
+def _paper_table1() -> dict[str, dict[str, float | None]]:
+    """``[evaluating data][training data]`` -> accuracy (%) from the stored Table 1; None for '-'."""
+    from .baselines import rows
+
+    grid: dict[str, dict[str, float | None]] = {
+        r: {c: None for c in _TABLE1_COLUMNS.values()} for r in _TABLE1_ROWS.values()}
+    for cell in rows("table1"):
+        grid[_TABLE1_ROWS[cell.evaluated_on]][_TABLE1_COLUMNS[cell.train_set]] = cell.accuracy
+    return grid
+
+
+#: Wu et al. (ICLR 2023), Table 1 "Shuffle experiments on EM & OPS data", read from baselines.json.
+PAPER_TABLE1 = _paper_table1()
 PAPER_TABLE1_SOURCE = ("Wu et al., One-Pixel Shortcut, ICLR 2023, Table 1 (ResNet-18; rows: evaluating data, "
                        "columns: training data of the model; null: '-' in the paper)")
 
