@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import pickle
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -37,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cifar10s.models.resnet import resnet18  # noqa: E402
+from cifar10s.training.adversarial import pgd_linf  # noqa: E402
 from cifar10s.training.augment import build_augmentation  # noqa: E402
 from cifar10s.training.config import TrainConfig  # noqa: E402
 from cifar10s.training.trainer import train  # noqa: E402
@@ -46,16 +45,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 
 def load_images(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     if path.exists():
-        xs, ys = [], []
-        with tarfile.open(path) as tar:
-            members = sorted((m for m in tar.getmembers() if "data_batch" in m.name), key=lambda m: m.name)
-            for m in members:
-                f = tar.extractfile(m)
-                assert f is not None
-                d = pickle.load(f, encoding="bytes")
-                xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-                ys.append(np.asarray(d[b"labels"], dtype=np.int64))
-        x, y = np.concatenate(xs), np.concatenate(ys)
+        from cifar10s.sources.cifar10 import load_cifar10  # the package's checked reader (no raw pickle)
+
+        src = load_cifar10(path)
+        x, y = src.train_images, src.train_labels.astype(np.int64)
         reps = -(-n // len(x))
         return np.ascontiguousarray(np.tile(x, (reps, 1, 1, 1))[:n]), np.tile(y, reps)[:n], str(path)
     rng = np.random.default_rng(0)
@@ -87,7 +80,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_dataloader(model, images, labels, device, batch, workers, steps, warmup, amp, train_model=True):
+def bench_dataloader(model, images, labels, device, batch, workers, steps, warmup, amp, train_model=True,
+                     adversarial=False):
+    """img/s of a plain loop: DataLoader + per-sample PIL crop/flip/ToTensor (+ PGD-10 if ``adversarial``)."""
     ds = PILDataset(images, labels)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
@@ -106,6 +101,8 @@ def bench_dataloader(model, images, labels, device, batch, workers, steps, warmu
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if cuda and amp:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if adversarial:
+                x = pgd_linf(model, x, y, steps=10, autocast_dtype=torch.bfloat16 if cuda and amp else None)
             if train_model:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and amp):
                     out = model(x)

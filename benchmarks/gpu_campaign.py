@@ -57,7 +57,6 @@ from cifar10s.onepixel import search_shortcuts  # noqa: E402
 from cifar10s.release.builders import build_variant  # noqa: E402
 from cifar10s.release.recipe import load_recipe  # noqa: E402
 from cifar10s.sources.cifar10 import load_cifar10  # noqa: E402
-from cifar10s.training.adversarial import pgd_linf  # noqa: E402
 from cifar10s.training.config import TrainConfig  # noqa: E402
 from cifar10s.training.evaluation import Evaluator  # noqa: E402
 from cifar10s.training.presets import METHODS, diff_from_paper, paper_config  # noqa: E402
@@ -217,47 +216,10 @@ def _tiled(images: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, 
 
 def _baseline_loop(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, s: Settings, batch: int,
                    steps: int, adversarial: bool, workers: int) -> float:
-    """img/s of a plain loop: torchvision DataLoader + per-sample PIL crop/flip/ToTensor."""
-    from PIL import Image
-    from torchvision import transforms
+    """img/s of a plain loop: torchvision DataLoader + per-sample PIL crop/flip/ToTensor (bench_training's)."""
+    from bench_training import bench_dataloader
 
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor()])
-
-    class DS(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(labels)
-
-        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-            return tf(Image.fromarray(images[i])), int(labels[i])
-
-    loader = torch.utils.data.DataLoader(DS(), batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                         pin_memory=s.device.type == "cuda", persistent_workers=workers > 0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    model.train()
-    warmup, done, n, t0 = 2, 0, 0, 0.0
-    while done < steps + warmup:
-        for x, y in loader:
-            if done == warmup:
-                _sync(s.device)
-                t0, n = time.perf_counter(), 0
-            x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
-            if s.amp:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if adversarial:
-                x = pgd_linf(model, x, y, steps=10, autocast_dtype=torch.bfloat16 if s.amp else None)
-            with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp):
-                out = model(x)
-            loss = torch.nn.functional.cross_entropy(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n += x.shape[0]
-            done += 1
-            if done >= steps + warmup:
-                break
-    _sync(s.device)
-    return n / (time.perf_counter() - t0)
+    return bench_dataloader(model, images, labels, s.device, batch, workers, steps, 2, s.amp, adversarial=adversarial)
 
 
 def _ours(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, s: Settings, batch: int,
