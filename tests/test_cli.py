@@ -110,6 +110,11 @@ def test_library_words_become_flag_words():
     msg = "variant 'ops' is not built. Build it, or pass download=True to build it here.\nsecond line"
     out = cli_words(msg)
     assert "download=True" not in out and "--download" in out and "\n" not in out
+    out = cli_words("on a GPU (device='cuda'), or pass allow_slow=True to run it here anyway")
+    assert out == "on a GPU (--device cuda), or add --allow-slow to run it here anyway"
+    # a message that names both forms keeps its Python form intact
+    both = "add --allow-slow (Python: allow_slow=True in build_variant)"
+    assert cli_words(both) == both
 
 
 def test_version_does_not_import_torch():

@@ -29,8 +29,9 @@ _API_TO_CLI = (
     ("pass download=True to CIFAR10S to build it", "add --download to fetch CIFAR-10 and build it"),
     ("pass download=True to build it here", "add --download to build it here"),
     ("download=True", "--download"),
-    ("allow_slow=True", "--allow-slow"),
-    ("allow_unconverged=True", "--allow-unconverged"),
+    ("pass allow_slow=True", "add --allow-slow"),
+    ("pass allow_unconverged=True", "add --allow-unconverged"),
+    ("(device='cuda')", "(--device cuda)"),
     ("cifar10=PATH", "--cifar10 PATH"),
 )
 
