@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "cli_words",
     "parse_sets",
     "run",
+    "run_standalone",
     "spec_from_args",
 ]
 
@@ -66,6 +67,15 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     except (ValueError, OSError, RuntimeError, KeyError) as exc:
         print(f"error: {cli_words(str(exc) or type(exc).__name__)}", file=sys.stderr)
         return 1
+
+
+def run_standalone(module: str, description: str, add_args: Callable[[argparse.ArgumentParser], None],
+                   argv: Sequence[str] | None = None) -> int:
+    """One command run as ``torchrun -m cifar10s.cli.<module>``: its own parser, the same flags and errors."""
+    parser = argparse.ArgumentParser(prog=f"torchrun -m cifar10s.cli.{module}", description=description,
+                                     formatter_class=HelpFormatter)
+    add_args(parser)
+    return run(parser, argv)
 
 
 def add_command(subparsers: Any, name: str, summary: str, description: str, example: str,

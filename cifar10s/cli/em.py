@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import HelpFormatter, add_command, run
+from .common import add_command, run_standalone
 
 __all__ = ["main", "register"]
 
@@ -89,10 +89,7 @@ def register(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``torchrun -m cifar10s.cli.em``: the same as ``cifar10s em``."""
-    parser = argparse.ArgumentParser(prog="torchrun -m cifar10s.cli.em", description=DESCRIPTION,
-                                     formatter_class=HelpFormatter)
-    add_em_args(parser)
-    return run(parser, argv)
+    return run_standalone("em", DESCRIPTION, add_em_args, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

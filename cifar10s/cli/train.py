@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from .common import HelpFormatter, add_command, parse_sets, run
+from .common import add_command, parse_sets, run_standalone
 
 __all__ = ["main", "register"]
 
@@ -124,10 +124,7 @@ def register(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cifar10s.cli.train`` / ``torchrun -m cifar10s.cli.train``: the same as ``cifar10s train``."""
-    parser = argparse.ArgumentParser(prog="torchrun -m cifar10s.cli.train", description=DESCRIPTION,
-                                     formatter_class=HelpFormatter)
-    add_train_args(parser)
-    return run(parser, argv)
+    return run_standalone("train", DESCRIPTION, add_train_args, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
