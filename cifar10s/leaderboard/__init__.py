@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from .baselines import compare, format_comparison, load_baselines, lookup
 from .render import load_results, render_html, render_markdown, write_leaderboard
-from .scoring import HeldOutScorer, ScoringInterrupted, data_caveats, score_submission
+from .scoring import ScoringInterrupted, data_caveats, score_submission
 from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
 from .shuffle_table1 import run_table1
 from .submission import Submission, SubmissionError, load_submission, validate_submission
 
 __all__ = [
-    "HeldOutScorer",
     "ScoringInterrupted",
     "ShuffledSet",
     "Submission",

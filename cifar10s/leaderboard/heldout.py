@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from ..constants import CIFAR10_MEMBER_MD5
 from ..store import (
@@ -42,11 +40,9 @@ from ..store import (
 )
 
 __all__ = [
-    "HeldOutScorer",
     "HeldOutTestSet",
     "array_sha256",
     "load_pins",
-    "predict",
     "snapshot_files",
     "verify_test_split",
 ]
@@ -169,53 +165,3 @@ class HeldOutTestSet:
         out = np.empty_like(logits)
         out[order] = logits
         return out[: self.num_test], out[self.num_test :]
-
-
-# ------------------------------------------------------------------------------------------------
-# in-process evaluation of package models (never used with submission code)
-
-
-def predict(model: nn.Module, images_nhwc_u8: torch.Tensor, *, device: torch.device | str | None = None,
-            batch_size: int = 1000, channels_last: bool = False) -> torch.Tensor:
-    """Arg-max predictions (int64, on the CPU) in eval mode, float32."""
-    from ..training.evaluation import predict_logits
-
-    return predict_logits(model, images_nhwc_u8, device, batch_size, channels_last=channels_last).argmax(1)
-
-
-class HeldOutScorer:
-    """``scorer(model) -> accuracy`` on the verified clean test set, for models built by the package.
-
-    ``__call__`` scores the fixed evaluation subset (``subset`` images, as the trainer's
-    ``eval_subset``); :meth:`full` the whole set. It runs the model in this process, so it is for
-    registered models only (the shuffle experiment); the leaderboard scores submissions through
-    child processes instead.
-    """
-
-    def __init__(self, root: str | Path, *, batch_size: int = 1000, subset: int | None = None,
-                 channels_last: bool = False) -> None:
-        from ..training.evaluation import subset_indices
-
-        self.test_set = HeldOutTestSet(root)
-        self.num_test = self.test_set.num_test
-        idx = subset_indices(self.num_test, subset, "eval")
-        self._subset = None if idx is None else idx.numpy()
-        self.num_eval = self.num_test if self._subset is None else len(self._subset)
-        self.batch_size, self.channels_last = int(batch_size), channels_last
-        self.provenance = self.test_set.provenance
-
-    def _accuracy(self, model: nn.Module, indices: np.ndarray | None) -> float:
-        from ..training.evaluation import predict_logits
-
-        images = self.test_set.images if indices is None else self.test_set.images[indices]
-        device = next(model.parameters()).device
-        logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)), device, self.batch_size,
-                                channels_last=self.channels_last)
-        return self.test_set.accuracy(logits.numpy(), indices)
-
-    def __call__(self, model: nn.Module) -> float:
-        return self._accuracy(model, self._subset)
-
-    def full(self, model: nn.Module) -> float:
-        """Accuracy on the whole clean test set."""
-        return self._accuracy(model, None)

@@ -44,7 +44,7 @@ from ..runtime import resolve_device
 from ..store import IntegrityError, atomic_write_json, variant_folder
 from ..variants import VariantSpec, parse_variant
 from .baselines import compare, format_comparison
-from .heldout import HeldOutScorer, HeldOutTestSet, predict
+from .heldout import HeldOutTestSet
 from .integrity import integrity_lines, integrity_record
 from .provenance import (
     STD_DEFINITION,
@@ -61,12 +61,10 @@ from .submission import Submission, inspect_submission, load_submission
 
 __all__ = [
     "RESULT_FORMAT",
-    "HeldOutScorer",
     "ScoringInterrupted",
     "code_version",
     "data_caveats",
     "dataset_provenance",
-    "predict",
     "result_stem",
     "score_submission",
 ]
