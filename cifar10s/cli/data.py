@@ -26,7 +26,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     spec = spec_from_args(args)
     previous = variant_folder(args.root, spec) / MANIFEST
-    before = previous.read_bytes() if previous.is_file() else None
+    before = _identity(previous)
     folder = build_variant(
         args.root, spec, cifar10=args.cifar10, download=args.download, force=args.force,
         progress=not args.quiet, recipe=args.recipe, device=args.device,
@@ -34,8 +34,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     manifest = read_manifest(folder)
     src = manifest["source"]
-    # every build writes a new manifest (timestamps, timings), so unchanged bytes mean it was cached
-    print(f"{'up to date' if before == (folder / MANIFEST).read_bytes() else 'built'}: {folder}")
+    print(f"{'up to date' if before == _identity(folder / MANIFEST) else 'built'}: {folder}")
     if not src["official"]:
         print(f"note: source is NOT the official CIFAR-10 ({src['num_train']} train images, "
               f"fingerprint {src['fingerprint'][:12]}); not comparable with the paper's numbers")
@@ -43,6 +42,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"  class {s['label']}: pixel (row {s['row']}, col {s['col']}) colour {tuple(s['colour'])} "
               f"score {s['score']:.4f}" if isinstance(s["score"], float) else f"  {s}")
     return 0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file this is: a build writes its manifest into a new folder while the old one still
+    exists, so a rebuilt variant's manifest is always another file (even with equal bytes)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def cmd_info(args: argparse.Namespace) -> int:
