@@ -14,11 +14,17 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
+#: A job estimated to take longer than this on its device needs an explicit opt-in (EM builds,
+#: leaderboard training): one hour.
+SLOW_RUN_SECONDS = 3600.0
+
 __all__ = [
+    "SLOW_RUN_SECONDS",
     "DistContext",
     "cleanup_distributed",
     "current_context",
     "derive_seed",
+    "format_duration",
     "init_distributed",
     "resolve_device",
 ]
@@ -106,3 +112,15 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> D
 def cleanup_distributed() -> None:
     if tdist.is_available() and tdist.is_initialized():
         tdist.destroy_process_group()
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.4 h``, ``2.1 days``: a duration at the precision that matters."""
+    s = max(float(seconds), 0.0)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"

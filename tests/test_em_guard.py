@@ -27,7 +27,8 @@ from cifar10s.em import (
 )
 from cifar10s.em import checkpoint as em_ckpt
 from cifar10s.em.budget import ProbeTiming
-from cifar10s.em.progress import format_seconds, round_summary, rounds_to_target
+from cifar10s.em.progress import round_summary, rounds_to_target
+from cifar10s.runtime import format_duration
 from cifar10s.release.builders import build_variant
 from cifar10s.release.recipe import load_recipe
 from cifar10s.store import (
@@ -78,7 +79,7 @@ def test_v1_on_cpu_is_refused_within_seconds(shared_archive, tmp_path):
     exc, text = info.value, str(info.value)
     assert exc.estimate.device == "cpu" and exc.estimate.seconds > 3600
     assert exc.estimate.images == 10_000 and exc.estimate.pgd_steps == 20
-    assert f"about {format_seconds(exc.estimate.seconds)} on cpu" in text
+    assert f"about {format_duration(exc.estimate.seconds)} on cpu" in text
     assert f"cifar10s build --variant cifar10s --root {tmp_path} --device cuda" in text
     assert "--allow-slow" in text and "allow_slow=True" in text
     assert f"cifar10s build --variant ops --root {tmp_path}" in text and "--variant clean" in text
@@ -215,7 +216,7 @@ def test_round_summary_text():
     done = log + [{"round": 4, "eval_acc": 0.995, "seconds": 60.0, "converged": True}]
     assert round_summary(done, 10, 0.01).endswith("stop condition met")
     assert rounds_to_target([0.2, 0.4], 0.99) == 3 and rounds_to_target([0.5], 0.99) is None
-    durations = [format_seconds(s) for s in (45, 720, 3 * 3600, 5 * 86400)]
+    durations = [format_duration(s) for s in (45, 720, 3 * 3600, 5 * 86400)]
     assert durations == ["45 s", "12 min", "3.0 h", "5.0 days"]
 
 

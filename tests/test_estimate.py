@@ -7,7 +7,8 @@ from torch import nn
 
 from cifar10s.training.adversarial import AdversarialConfig
 from cifar10s.training.config import TrainConfig
-from cifar10s.training.estimate import estimate_training, format_duration
+from cifar10s.runtime import format_duration
+from cifar10s.training.estimate import estimate_training
 
 
 def _net() -> nn.Module:

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runtime import derive_seed
+from ..runtime import SLOW_RUN_SECONDS, derive_seed, format_duration
 from .config import EMConfig
-from .progress import format_seconds
 from .run import _Dist, _EMRun
 
 #: A build whose estimate is above this many seconds needs ``allow_slow=True``.
-SLOW_LIMIT_S = 3600.0
+SLOW_LIMIT_S = SLOW_RUN_SECONDS
 #: Rounds the estimate counts (fewer if ``max_rounds`` leaves fewer). The stop condition decides the
 #: real number, which is not known in advance; the message also gives the ``max_rounds`` bound.
 ASSUMED_ROUNDS = 10
@@ -101,14 +100,14 @@ class EMTimeEstimate:
         what = ("the forward passes alone (the probe stopped there: the real steps cost more)"
                 if not self.probe.complete else "")
         return (
-            f"one round ~{format_seconds(self.round_seconds)}{shards} ({self.train_steps} generator "
+            f"one round ~{format_duration(self.round_seconds)}{shards} ({self.train_steps} generator "
             f"steps of {self.batch_size} images, {self.pgd_steps} PGD steps on each of "
             f"{self.images:,} images, one evaluation pass), measured on {self.device} by a "
             f"{self.probe.wall_s:.1f} s probe on {self.probe.batch} real training images"
             f"{', counting ' + what if what else ''}{compiled}; "
-            f"{self.rounds} rounds counted = ~{format_seconds(self.seconds)} (the stop condition "
+            f"{self.rounds} rounds counted = ~{format_duration(self.seconds)} (the stop condition "
             f"decides the real number; at most {self.rounds_left} more rounds = "
-            f"~{format_seconds(self.worst_seconds)})"
+            f"~{format_duration(self.worst_seconds)})"
         )
 
     def with_round_seconds(self, round_seconds: float) -> EMTimeEstimate:

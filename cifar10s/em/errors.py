@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .progress import format_seconds
+from ..runtime import format_duration
 
 if TYPE_CHECKING:
     from .budget import EMTimeEstimate
@@ -32,10 +32,10 @@ class SlowBuildError(RuntimeError):
         self.estimate = estimate
         self.limit_s = float(limit_s)
         root_text = "ROOT" if root is None else str(root)
-        limit = f"{limit_s / 3600:g} h" if limit_s >= 3600 else format_seconds(limit_s)
+        limit = f"{limit_s / 3600:g} h" if limit_s >= 3600 else format_duration(limit_s)
         lines = [
-            (f"EM noise for this recipe would take about {format_seconds(estimate.seconds)} on "
-             f"{estimate.device} ({estimate.rounds} rounds of ~{format_seconds(estimate.round_seconds)}), "
+            (f"EM noise for this recipe would take about {format_duration(estimate.seconds)} on "
+             f"{estimate.device} ({estimate.rounds} rounds of ~{format_duration(estimate.round_seconds)}), "
              f"more than the {limit} a build may run without --allow-slow, so nothing was started."),
             f"  estimate: {estimate.describe()}",
             "What to do instead:",

@@ -12,20 +12,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..runtime import format_duration
+
 #: How many recent rounds the accuracy trend and the round time are taken from.
 TREND_WINDOW = 4
-
-
-def format_seconds(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3.4 h``, ``2.1 days``: a duration at the precision that matters."""
-    s = max(float(seconds), 0.0)
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 90 * 60:
-        return f"{s / 60:.0f} min"
-    if s < 48 * 3600:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
 
 
 def _round_seconds(log: Sequence[dict[str, Any]]) -> float:
@@ -62,18 +52,18 @@ def round_summary(log: Sequence[dict[str, Any]], max_rounds: int, stop_error: fl
     trend = " -> ".join(f"{a:.3f}" for a in accs[-TREND_WINDOW:])
     per_round = _round_seconds(log)
     head = (f"round {done}/{max_rounds}: acc {trend} (stops at >= {target:.3f}), "
-            f"{format_seconds(per_round)}/round")
+            f"{format_duration(per_round)}/round")
     if last.get("converged") or accs[-1] >= target:
         return f"{head}; stop condition met"
     left = max(max_rounds - done, 0)
     if left == 0:
         return f"{head}; max_rounds reached without meeting the stop condition"
-    worst = format_seconds(per_round * left)
+    worst = format_duration(per_round * left)
     needed = rounds_to_target(accs, target)
     if needed is None or needed >= left:
         return f"{head}; at most {worst} left (max_rounds {max_rounds})"
-    return (f"{head}; ~{format_seconds(per_round * needed)} left if the trend holds, at most {worst} "
+    return (f"{head}; ~{format_duration(per_round * needed)} left if the trend holds, at most {worst} "
             f"(max_rounds {max_rounds})")
 
 
-__all__ = ["format_seconds", "round_summary", "rounds_to_target"]
+__all__ = ["round_summary", "rounds_to_target"]

@@ -278,7 +278,8 @@ def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, 
     if sub.model is None:
         return
     from ..models import build_model
-    from ..training.estimate import SLOW_SECONDS, SlowRunError, estimate_training, format_duration
+    from ..runtime import format_duration
+    from ..training.estimate import SLOW_SECONDS, SlowRunError, estimate_training
 
     est = estimate_training(build_model(sub.model, **sub.model_kwargs), config, num_train, dev)
     total = est.seconds * n_seeds

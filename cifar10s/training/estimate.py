@@ -15,15 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import derive_seed
+from ..runtime import SLOW_RUN_SECONDS, derive_seed
 from .adversarial import pgd_linf
 from .config import TrainConfig
 from .evaluation import autocast
 
-__all__ = ["SLOW_SECONDS", "SlowRunError", "TrainingEstimate", "estimate_training", "format_duration"]
+__all__ = ["SLOW_SECONDS", "SlowRunError", "TrainingEstimate", "estimate_training"]
 
-#: A run estimated to take longer than this on the chosen device needs an explicit opt-in.
-SLOW_SECONDS = 3600.0
+SLOW_SECONDS = SLOW_RUN_SECONDS
 
 
 class SlowRunError(RuntimeError):
@@ -39,16 +38,6 @@ class TrainingEstimate:
     @property
     def seconds(self) -> float:
         return self.seconds_per_step * self.steps
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def estimate_training(model: nn.Module, config: TrainConfig, num_train: int, device: torch.device | str,
