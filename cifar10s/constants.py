@@ -43,3 +43,6 @@ IMAGE_SHAPE = (32, 32, 3)
 
 #: Layout version of the built data folder ``<root>/cifar10s-v<N>/``; bump on incompatible change.
 DATA_FORMAT_VERSION = 1
+
+#: The EM recipe of the release (``cifar10s/data/recipe-v1.json``); results on other recipes are not the paper's data.
+DEFAULT_RECIPE = "v1"

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 from filelock import FileLock
 
+from . import strict_json
 from .constants import DATA_FORMAT_VERSION, IMAGE_SHAPE, NUM_CLASSES
 
 if TYPE_CHECKING:
@@ -296,7 +297,7 @@ def read_manifest(folder: str | os.PathLike[str], *, layout: str = "variant") ->
     if st.st_size > MAX_MANIFEST_BYTES:
         raise IntegrityError(f"{path}: {st.st_size} bytes is far too large for a manifest; {_REBUILD}")
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = strict_json.loads(path.read_bytes())
     except FileNotFoundError:
         raise
     except (OSError, ValueError, RecursionError) as exc:

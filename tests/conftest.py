@@ -16,6 +16,21 @@ SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 SHARED_ARCHIVE_MD5 = "dafedb10fc373d716862990ea8084404"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_outside_home(tmp_path_factory):
+    """Every test that scores signs with a key in a temporary folder, never the user's own."""
+    import os
+
+    path = tmp_path_factory.mktemp("signing") / "signing-key.pem"
+    before = os.environ.get("CIFAR10S_SIGNING_KEY")
+    os.environ["CIFAR10S_SIGNING_KEY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("CIFAR10S_SIGNING_KEY", None)
+    else:
+        os.environ["CIFAR10S_SIGNING_KEY"] = before
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for the module's tests (and its module-scoped fixtures, set up after

@@ -146,6 +146,23 @@ def test_unreadable_and_oversize_manifests(root, monkeypatch):
         read_manifest(folder)
 
 
+@pytest.mark.parametrize("edit,message", [
+    # the second "sha256" is what Python's json would keep; a reviewer reading the file sees the first
+    (lambda t: t.replace('"sha256": "', '"sha256": "' + "0" * 64 + '", "sha256": "', 1), "duplicate key 'sha256'"),
+    (lambda t: t.replace('"files"', '"files": {}, "files"', 1), "duplicate key 'files'"),
+    (lambda t: t.replace('"bytes": ', '"bytes": 1e400, "x": ', 1), "out of range"),
+    (lambda t: t.replace('"bytes": ', '"bytes": ' + "9" * 30 + ', "x": ', 1), "an integer with 30 digits"),
+])
+def test_manifests_with_duplicate_keys_or_unreadable_numbers_are_refused(root, edit, message):
+    folder = clean_folder(root)
+    path = folder / MANIFEST
+    good = path.read_text()
+    path.write_text(edit(good))
+    assert path.read_text() != good
+    with pytest.raises(IntegrityError, match=f"unreadable manifest.*{message}"):
+        read_manifest(folder)
+
+
 def test_a_listed_path_outside_the_folder_is_never_opened(root):
     folder = clean_folder(root)
     outside = folder.parent / "elsewhere.npy"

@@ -1,7 +1,10 @@
 """Leaderboard rendering: layout, paper rows, links, malformed result files and escaping.
 
 Everything here is built from the committed example results in ``leaderboard/examples/cpu-demo``
-(real ``score_submission`` output) and edited copies of them; nothing trains a model.
+(real ``score_submission`` output) and edited copies of them; nothing trains a model. The
+examples predate signed results, so the layout tests sign their records with a key of their own
+(as a trusted, sandboxed scorer would) and render with that key trusted; signatures themselves
+are tested in test_result_signing.py.
 """
 
 from __future__ import annotations
@@ -18,23 +21,75 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cifar10s.cli.main import main as lb_main
-from cifar10s.leaderboard import data_caveats, render_html, render_markdown, write_leaderboard
+from cifar10s.leaderboard import data_caveats, write_leaderboard
+from cifar10s.leaderboard import render as render_mod
+from cifar10s.leaderboard import result_file
 from cifar10s.leaderboard import results as results_mod
-from cifar10s.leaderboard.render import load_results, render_svg
-from cifar10s.leaderboard.results import MalformedResult, checked_entries, parse_result
+from cifar10s.leaderboard.render import load_results
+from cifar10s.leaderboard.results import MalformedResult, parse_result
+from cifar10s.leaderboard.signing import SigningKey, TrustedKeys, load_signing_key, sign_record
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "leaderboard" / "examples" / "cpu-demo"
 SVG = "{http://www.w3.org/2000/svg}"
+#: what a sandboxed scorer records (the sandbox's own fields are its module's business)
+SANDBOX = {"tool": "bubblewrap", "version": "0.0-test"}
+
+
+#: the key of a trusted, sandboxed scorer, made for this module (held in memory only)
+KEY = SigningKey(Ed25519PrivateKey.generate(), Path("test-scorer.pem"))
+TRUSTED = TrustedKeys.of(KEY.public_raw, where="the test's key")
+
+
+def signed(records: list) -> list:
+    """Every record signed by :data:`KEY` (one that is not JSON data, e.g. holding a NaN, stays
+    unsigned; it is refused anyway)."""
+    out = []
+    for r in records:
+        try:
+            out.append(sign_record(r, KEY) if isinstance(r, dict) else r)
+        except (TypeError, ValueError):
+            out.append(r)
+    return out
+
+
+def render_markdown(records: list, **kw) -> str:
+    return render_mod.render_markdown(signed(records), trusted_keys=kw.pop("trusted_keys", TRUSTED), **kw)
+
+
+def render_html(records: list, **kw) -> str:
+    return render_mod.render_html(signed(records), trusted_keys=kw.pop("trusted_keys", TRUSTED), **kw)
+
+
+def render_svg(records: list) -> str:
+    return render_mod.render_svg(signed(records), trusted_keys=TRUSTED)
+
+
+def checked_entries(records: list, skipped=()):
+    return results_mod.checked_entries(signed(records), skipped, TRUSTED)
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory) -> Path:
+    """A trusted-keys folder listing :data:`KEY`."""
+    folder = tmp_path_factory.mktemp("trusted-keys")
+    (folder / "test-scorer.pub").write_text(KEY.public_line() + "\n")
+    return folder
 
 
 @pytest.fixture(scope="module")
 def demo() -> list[dict]:
+    """The committed examples as a sandboxed, trusted scorer would have written them."""
     results, skipped = load_results(DEMO)
     assert skipped == []
-    return results
+    return [sign_record({**r, "sandbox": SANDBOX}, KEY) for r in results]
+
+
+def signed_json(record: dict) -> str:
+    return json.dumps(sign_record(record, KEY))
 
 
 def example(demo: list[dict], method: str = "standard", train_set: str = "cifar10s") -> dict:
@@ -81,9 +136,18 @@ def md_sections(md: str) -> dict[str, str]:
 # the committed examples and the empty board
 
 
-def test_committed_cpu_demo_results_still_load_and_render(demo):
+def test_committed_cpu_demo_results_still_load_and_render(demo, tmp_path, capsys):
     """The example board in leaderboard/examples/cpu-demo stays readable by the current renderer,
     and each of its results carries the caveats that keep it from passing for a paper number."""
+    # as committed (written before results were signed): read, but every one listed as unverified
+    assert lb_main(["leaderboard", "--results", str(DEMO), "--out", str(tmp_path / "site")]) == 0
+    out = capsys.readouterr().out
+    assert "rendered 0 verified result(s)" in out and out.count(": not signed: no signature block") == 12
+    raw = md_sections((tmp_path / "site" / "leaderboard.md").read_text("utf-8"))
+    assert list(raw) == ["Unverified files"] and raw["Unverified files"].count("json: not signed: no signature block") == 12
+    assert "| lenet5 |" not in "".join(raw.values())
+
+    # signed by a trusted, sandboxed scorer, they make the board below
     assert len(demo) == 12
     assert {(r["submission"]["method"], r["dataset"]["paper_train_set"]) for r in demo} == {
         (m, v) for m in ("standard", "randaugment", "at") for v in ("clean", "em", "ops", "cifar10s")}
@@ -120,7 +184,8 @@ def test_committed_cpu_demo_results_still_load_and_render(demo):
 
 
 def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thread):
-    """What the scorer writes today is what the board reads (the committed examples are older)."""
+    """What the scorer writes today is what the board reads (the committed examples are older):
+    signed by this installation's key, it is verified once that key is trusted."""
     sub = tmp_path / "lenet"
     sub.mkdir()
     (sub / "submission.json").write_text(json.dumps({
@@ -129,12 +194,19 @@ def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thr
     out = tmp_path / "results"
     assert lb_main(["score", str(sub), "--root", str(built_root), "--variant", "ops", "--preset", "cpu-smoke",
                     "--seeds", "0", "--device", "cpu", "--out", str(out), "--quiet", "--set", "epochs=1"]) == 0
-    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site")
+    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site")  # no trusted keys beside the results
+    assert n == 0 and len(skipped) == 1 and "which is not a trusted key" in skipped[0]
+    scorer = TrustedKeys.of(load_signing_key(create=False).public_raw)
+    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site", trusted_keys=scorer)
     assert (n, skipped) == (1, [])
     (result,) = load_results(out)[0]
     final = 100 * result["summary"]["final_test_acc"]["mean"]
-    md = md_sections(md_path.read_text("utf-8"))["Not comparable with the paper"]
-    assert "| 1 | LeNet-5 \\| fresh [link](https://example.org/paper) | A. Tester | lenet5 | standard |" in md
+    # ranked only when its code ran in the sandbox; a --no-sandbox result is shown apart, unranked
+    sandboxed = result["sandbox"] != "none"
+    part = "Not comparable with the paper" if sandboxed else "Scored without a sandbox (not ranked)"
+    md = md_sections(md_path.read_text("utf-8"))[part]
+    rank = "1" if sandboxed else "–"
+    assert f"| {rank} | LeNet-5 \\| fresh [link](https://example.org/paper) | A. Tester | lenet5 | standard |" in md
     # the paper's LeNet-5 on OPS (Table 2): 22.19%, shown beside it and taken for Δ
     delta = round(final - 22.19, 2)
     assert f"| reproduced | {final:.2f} | {delta:+.2f} |" in md and "epochs=1 \\(paper 200\\)" in md
@@ -147,10 +219,13 @@ def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thr
     flagged["preset"], flagged["preset_diff"] = "paper", {}
     flagged["dataset"]["official_cifar10"] = True
     (out / "lenet--ops-k1--cpu-smoke.json").write_text(json.dumps(flagged))
-    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site2")
+    _, _, n, skipped = write_leaderboard(out, tmp_path / "site2", trusted_keys=scorer)
+    assert n == 0 and "bad signature" in skipped[0]  # edited after signing
+    (out / "lenet--ops-k1--cpu-smoke.json").write_text(json.dumps(sign_record(flagged, load_signing_key())))
+    md_path, _, n, skipped = write_leaderboard(out, tmp_path / "site2", trusted_keys=scorer)
     parts = md_sections(md_path.read_text("utf-8"))
-    assert (n, skipped) == (1, []) and "FLAGGED" in parts["Not comparable with the paper"]
-    assert "+62.0 points" in parts["Not comparable with the paper"] and "test split not pinned" in md_path.read_text()
+    assert (n, skipped) == (1, []) and "FLAGGED" in parts[part]
+    assert "+62.0 points" in parts[part] and "test split not pinned" in md_path.read_text()
 
 
 def test_render_empty(tmp_path):
@@ -343,11 +418,18 @@ MALFORMED = [
     ("empty-file", b"", "invalid JSON"),
     ("not-utf8", b'{"format": "cifar10s-leaderboard-result", "x": "\xff\xfe"}', "not UTF-8"),
     ("utf16", '{"format": 1}'.encode("utf-16"), "not UTF-8"),
-    ("nan", lambda r: json.dumps(_set("summary.final_test_acc.mean", float("nan"))(r)), "NaN is not valid JSON"),
-    ("infinity", lambda r: json.dumps(_set("summary.final_test_acc.std", float("inf"))(r)), "Infinity is not valid"),
+    ("nan", lambda r: json.dumps(_set("summary.final_test_acc.mean", float("nan"))(r)), "NaN is not a JSON value"),
+    ("infinity", lambda r: json.dumps(_set("summary.final_test_acc.std", float("inf"))(r)), "Infinity is not a JSON"),
+    ("float-overflow", lambda r: json.dumps(r).replace('"n": 2,', '"n": 1e400,', 1), "1e400 is out of range"),
     ("deep-nesting", b"[" * 200_000 + b"]" * 200_000, "JSON"),
     ("huge-int", lambda r: json.dumps(r).replace('"num_train": 10000', '"num_train": ' + "9" * 5000),
-     "invalid JSON"),
+     "an integer with 5000 digits"),
+    ("flip-gap-400-digits", lambda r: json.dumps(r).replace('"format"', '"flip_gap": ' + "9" * 400 + ', "format"', 1),
+     "an integer with 400 digits"),
+    ("duplicate-key", lambda r: json.dumps(r).replace('"format"', '"preset": "paper", "format"', 1),
+     "duplicate key 'preset'"),
+    ("nested-duplicate", lambda r: json.dumps(r).replace('"mean"', '"mean": 0.99, "mean"', 1), "duplicate key 'mean'"),
+    ("private-key", lambda r: {**r, "_verified": True}, "keys starting with '_' are not part of a result"),
     ("list-top-level", lambda r: [r], "the file must be an object, got a list"),
     ("string-top-level", lambda r: json.dumps("a result"), "must be an object, got a string"),
     ("wrong-format", _set("format", "something-else"), "not a cifar10s-leaderboard-result file"),
@@ -356,7 +438,7 @@ MALFORMED = [
     ("missing-submission", _drop("submission"), "submission must be an object, got nothing"),
     ("submission-list", _set("submission", ["name"]), "submission must be an object, got a list"),
     ("missing-name", _drop("submission.name"), "submission.name must be a string"),
-    ("name-number", _set("submission.name", 42), "submission.name must be a string, got int"),
+    ("name-number", _set("submission.name", 42), "submission.name must be a string, got an integer"),
     ("name-empty", _set("submission.name", "  \n "), "submission.name is empty"),
     ("name-huge", _set("submission.name", "x" * 100_000), "submission.name is 100000 characters long"),
     ("authors-string", _set("submission.authors", "A. Author"), "submission.authors must be a list"),
@@ -391,7 +473,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("case,bad,reason", MALFORMED, ids=[c[0] for c in MALFORMED])
-def test_a_malformed_file_is_skipped_with_a_note_naming_it(tmp_path, demo, case, bad, reason, capsys):
+def test_a_malformed_file_is_skipped_with_a_note_naming_it(tmp_path, demo, keys_dir, case, bad, reason, capsys):
     good = example(demo)
     (tmp_path / "good.json").write_text(json.dumps(good))
     if callable(bad):
@@ -404,12 +486,12 @@ def test_a_malformed_file_is_skipped_with_a_note_naming_it(tmp_path, demo, case,
     assert len(skipped) == 1 and skipped[0].startswith(f"bad-{case}.json: ") and reason in skipped[0], skipped
 
     site = tmp_path / "site"
-    assert lb_main(["leaderboard", "--results", str(tmp_path), "--out", str(site)]) == 0
+    assert lb_main(["leaderboard", "--results", str(tmp_path), "--out", str(site), "--trusted-keys", str(keys_dir)]) == 0
     assert f"skipped bad-{case}.json: " in capsys.readouterr().out
     md, page = (site / "leaderboard.md").read_text("utf-8"), (site / "index.html").read_text("utf-8")
-    assert md.count("| lenet5 |") == 1 and f"bad\\-{case}.json" not in md.split("## Skipped files")[0]
-    assert f"bad-{case}.json" in md.split("## Skipped files")[1].replace("\\", "")
-    assert f"bad-{case}.json" in sections(page)["Skipped files"] and page.count('<tr class="reproduced">') == 1
+    assert md.count("| lenet5 |") == 1 and f"bad\\-{case}.json" not in md.split("## Unverified files")[0]
+    assert f"bad-{case}.json" in md.split("## Unverified files")[1].replace("\\", "")
+    assert f"bad-{case}.json" in sections(page)["Unverified files"] and page.count('<tr class="reproduced">') == 1
 
 
 def test_files_that_are_not_plain_small_files(tmp_path, demo, monkeypatch):
@@ -419,7 +501,7 @@ def test_files_that_are_not_plain_small_files(tmp_path, demo, monkeypatch):
     (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere")
     (tmp_path / "big.json").write_text(good + " " * 5000)
     (tmp_path / "notes.txt").write_text("not a .json: ignored")
-    monkeypatch.setattr(results_mod, "MAX_FILE_BYTES", len(good) + 100)
+    monkeypatch.setattr(result_file, "MAX_FILE_BYTES", len(good) + 100)
     results, skipped = load_results(tmp_path)
     assert [r["_file"] for r in results] == ["good.json"]
     too_big = f"big.json: {len(good) + 5000} bytes, more than the {len(good) + 100} a result file may have"
@@ -432,7 +514,7 @@ def test_file_names_are_shown_safely(tmp_path, demo):
     (tmp_path / "<img src=x onerror=alert(1)> | [a](javascript:x).json").write_text("{}")
     with open(bytes(tmp_path) + b"/caf\xe9.json", "wb") as fh:  # a name that is not UTF-8 (Latin-1 bytes)
         fh.write(b"[]")
-    md_path, page_path, n, skipped = write_leaderboard(tmp_path, tmp_path / "site")
+    md_path, page_path, n, skipped = write_leaderboard(tmp_path, tmp_path / "site", trusted_keys=TRUSTED)
     assert n == 1 and len(skipped) == 2 and any(s.startswith("caf\ufffd.json: ") for s in skipped)
     page, md = page_path.read_text("utf-8"), md_path.read_text("utf-8")
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
@@ -449,7 +531,7 @@ def test_renderers_check_records_given_directly(demo):
     assert skipped == ["result #2: summary.final_test_acc.mean is nan, not a finite number",
                        "result #3: the file must be an object, got a string",
                        "result #4: the file must be an object, got nothing (missing or null)",
-                       "named.json: preset must be a string, got int"]
+                       "named.json: preset must be a string, got an integer"]
     md, page = render_markdown(records), render_html(records)
     assert md.count("| lenet5 |") == 1 and page.count('<tr class="reproduced">') == 1
     assert "result \\#2: summary.final\\_test\\_acc.mean is nan" in md and "named.json: preset" in page
@@ -463,6 +545,7 @@ def test_random_corruption_never_escapes_as_another_error(demo):
     junk = [None, "", "x" * 300, "<b>|</b>\n", -1, 2**70, 1e308, -0.5, 1.5, True, [], {}, [None], {"a": []},
             float("nan"), float("inf"), "\udcff", 0.5]
     base = example(demo)
+    base.pop("signature")  # the renderers' wrapper signs each record as it is after the edits
 
     def paths(obj, prefix=()):
         yield prefix
@@ -474,7 +557,7 @@ def test_random_corruption_never_escapes_as_another_error(demo):
                 yield from paths(v, prefix + (i,))
 
     all_paths = [p for p in paths(base) if p and p[0] not in ("per_seed", "environment", "config", "test_set")]
-    accepted = refused = 0
+    accepted = refused = unsignable = 0
     records = []
     for _ in range(400):
         r = copy.deepcopy(base)
@@ -490,12 +573,17 @@ def test_random_corruption_never_escapes_as_another_error(demo):
         try:
             parse_result(r)
             accepted += 1
+            try:  # a NaN in a field the board does not show passes the checks, but cannot be signed
+                json.dumps(r, allow_nan=False)
+            except ValueError:
+                unsignable += 1
         except MalformedResult:
             refused += 1
         records.append(r)
     assert accepted > 20 and refused > 100  # both outcomes were exercised
     entries, skipped = checked_entries(records)
-    assert len(entries) == accepted and len(skipped) == refused
+    assert len(entries) == accepted - unsignable and len(skipped) == refused + unsignable
+    assert sum("not signed" in s for s in skipped) == unsignable
     page, md = render_html(records), render_markdown(records)
     page.encode("utf-8"), md.encode("utf-8")  # no lone surrogates left anywhere
     assert page.count("<script>") == 1
@@ -531,7 +619,7 @@ def test_markdown_escapes_every_field(demo):
     assert all(link.startswith("https://") for link in links), links
     headings = [line for line in md.splitlines() if line.startswith("#")]
     assert all(re.fullmatch(r"# CIFAR-10-S leaderboard|## (Not c|C)omparable with the paper|### Training set: .*"
-                            r"|## Skipped files", h) for h in headings), headings
+                            r"|## Unverified files", h) for h in headings), headings
     table_lines = [line for line in md.splitlines() if line.startswith("|")]
     cells = {len(re.findall(r"(?<!\\)\|", line)) for line in table_lines}
     assert cells == {17}, cells  # 16 columns on every line: no pipe broke out of a cell

@@ -48,6 +48,14 @@ METADATA_CASES = [
     ("many-authors", {**_REG, "authors": ["a"] * 51}, {}, "list of 1 to 50 names"),
     ("long-link", {**_REG, "link": "https://x.org/" + "a" * 600}, {}, "at most 500 characters"),
     ("not-json", '{"name": "x", ', {}, "not valid JSON"),
+    # two "entry" keys: a reviewer reads the first, Python's json would import the second
+    ("duplicate-entry", '{"name": "t", "authors": ["a"], "link": "https://x.org", "entry": "model.py", '
+                        '"entry": "other.py"}', {"model.py": TINY_NET, "other.py": TINY_NET},
+     "duplicate key 'entry' in one object"),
+    ("duplicate-nested", '{"name": "t", "authors": ["a"], "link": "https://x.org", "model": "lenet5", '
+                         '"method": "standard", "overrides": {"lr": 0.05, "lr": 5.0}}', {}, "duplicate key 'lr'"),
+    ("huge-int", '{"name": "t", "authors": ["a"], "link": "https://x.org", "model": "lenet5", "method": "standard", '
+                 '"overrides": {"batch_size": ' + "1" * 400 + '}}', {}, "an integer with 400 digits"),
     ("not-object", "[1, 2]", {}, "must hold a JSON object"),
     ("no-file", None, {}, "no submission.json"),
     ("unknown-key", {**META, "model": "resnet18", "method": "standard", "modle": 1}, {},

@@ -1,9 +1,11 @@
-"""Leaderboard commands: ``score``/``submit``, ``validate``, ``leaderboard``, ``baselines``."""
+"""Leaderboard commands: ``score``/``submit``, ``validate``, ``leaderboard``, ``keys``, ``verify-result``,
+``baselines``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ __all__ = ["add_training_args", "register"]
 
 DEFAULT_RESULTS = Path("leaderboard/results")
 DEFAULT_SITE = Path("leaderboard/site")
+DEFAULT_TRUSTED = Path("leaderboard/trusted-keys")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -38,14 +41,67 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..leaderboard.render import write_leaderboard
+def _trusted(folder: Path | None) -> Any:
+    from ..leaderboard.signing import load_trusted_keys
 
-    md, page, n, skipped = write_leaderboard(args.results, args.out)
-    print(f"rendered {n} result(s) from {args.results}: {md}, {page}")
+    keys = load_trusted_keys(folder if folder is not None and folder.is_dir() else None)
+    if folder is None or not folder.is_dir():
+        print(f"no trusted keys ({folder or 'no folder given'} does not exist): every result is listed as "
+              "unverified")
+    else:
+        print(f"trusted keys: {len(keys.keys)} from {folder}")
+    return keys
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ..leaderboard.render import trusted_keys_beside, write_leaderboard
+
+    keys = _trusted(args.trusted_keys if args.trusted_keys is not None else trusted_keys_beside(args.results))
+    md, page, n, skipped = write_leaderboard(args.results, args.out, trusted_keys=keys)
+    print(f"rendered {n} verified result(s) from {args.results}: {md}, {page}")
     for s in skipped:
         print(f"  skipped {s}")
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ..leaderboard.signing import default_key_path, load_signing_key
+
+    path = args.key if args.key is not None else default_key_path()
+    existed = path.exists()
+    key = load_signing_key(path)
+    print(key.public_line())
+    print(f"# key id {key.key_id}; private key {'in' if existed else 'created in'} {key.path} (keep it secret)",
+          file=sys.stderr)
+    print("# to trust results signed by it, save the line above as leaderboard/trusted-keys/<your-name>.pub",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_verify_result(args: argparse.Namespace) -> int:
+    from ..leaderboard.result_file import MalformedResult, read_result, sandbox_label
+    from ..leaderboard.results import clean_text, parse_result
+    from ..leaderboard.signing import verify_record
+
+    keys = _trusted(args.trusted_keys)
+    failed = 0
+    for path in args.files:
+        try:
+            data = read_result(path)
+            entry = parse_result(data, path.name)
+        except (MalformedResult, OSError) as exc:
+            print(f"NOT verified: {path}: {clean_text(str(exc))}")
+            failed += 1
+            continue
+        check = verify_record(data, keys)
+        if not check.ok:
+            print(f"NOT verified: {path}: {check.reason}")
+            failed += 1
+            continue
+        final = "?" if entry.final is None else f"{100 * entry.final:.2f}%"
+        print(f"verified: {path}: {check.reason}; {entry.name!r}: {final} on {entry.variant}, preset {entry.preset}, "
+              f"sandbox {sandbox_label(data) or 'none (not ranked)'}")
+    return 1 if failed else 0
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
@@ -101,12 +157,37 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
     p = add_command(sub, "leaderboard", "render results as Markdown and a static HTML page",
-                    "Render every result JSON in --results into README.md and index.html in --out; malformed "
-                    "result files are skipped with a warning.",
+                    "Render every result JSON in --results into leaderboard.md and index.html in --out. Only "
+                    "results signed by a trusted key are ranked; unsigned, edited, untrusted and malformed files "
+                    "are listed as unverified with the reason, and results scored without a sandbox apart.",
                     "cifar10s leaderboard --results leaderboard/results --out leaderboard/site")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder")
     p.add_argument("--out", type=Path, default=DEFAULT_SITE, help="output folder")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="DIR",
+                   help="folder of trusted public keys (*.pub); only results signed by one of them are ranked "
+                        "(default: trusted-keys/ beside the results folder)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = add_command(sub, "keys", "print this installation's public key (the one that signs results)",
+                    "Print the public key that signs the results this installation scores, as the line a "
+                    "maintainer saves in the leaderboard's trusted-keys folder. The private key is created on "
+                    "first use in the user's config folder ($XDG_CONFIG_HOME/cifar10s/signing-key.pem, or "
+                    "~/.config/cifar10s/; $CIFAR10S_SIGNING_KEY names another file), readable by its owner only.",
+                    "cifar10s keys > leaderboard/trusted-keys/my-gpu-box.pub")
+    p.add_argument("--key", type=Path, default=None, metavar="FILE",
+                   help="private key file (default: $CIFAR10S_SIGNING_KEY, else the config folder)")
+    p.set_defaults(func=cmd_keys)
+
+    p = add_command(sub, "verify-result", "check that result files were signed by a trusted scorer",
+                    "Read each result file strictly (duplicate keys, NaN and huge numbers refused), check its "
+                    "fields, and verify its signature against the trusted public keys; print one line per file. "
+                    "Exit code 1 if any file is not verified.",
+                    "cifar10s verify-result received/resnet18-at--cifar10s--paper.json --trusted-keys "
+                    "leaderboard/trusted-keys")
+    p.add_argument("files", type=Path, nargs="+", help="result JSON files")
+    p.add_argument("--trusted-keys", type=Path, default=DEFAULT_TRUSTED, metavar="DIR",
+                   help="folder of trusted public keys (*.pub)")
+    p.set_defaults(func=cmd_verify_result)
 
     p = add_command(sub, "baselines", "print the paper's tables stored in the package",
                     "Print the paper's Tables 1-5 (Wu et al., ICLR 2023) as stored in the package, with the "

@@ -75,6 +75,7 @@ try:  # huggingface_hub >= 0.23
 except ImportError:  # pragma: no cover - very old huggingface_hub
     from huggingface_hub import utils as _hf_errors  # type: ignore[no-redef]
 
+from .. import strict_json
 from ..constants import CLASSES, DATA_FORMAT_VERSION
 from ..store import (
     MANIFEST,
@@ -347,7 +348,7 @@ class _Remote:
                 self.commit = parents[1].name
         where = f"{self.repo_id}@{self.commit or self.revision}:{filename}"
         try:
-            raw = json.loads(path.read_bytes().decode("utf-8"))
+            raw = strict_json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
             _purge_cached(path)
             raise IntegrityError(f"{where}: unreadable manifest ({exc})") from exc

@@ -2,14 +2,17 @@
 
 * :mod:`.submission`: the submission folder format and its checks (no submission code runs here).
 * :mod:`.scoring`: trains a submission on a training set and scores it on the clean test set,
-  writing a result JSON with full provenance; submission code runs only in the child processes
-  of :mod:`.runner` / :mod:`.worker`, the test labels stay in :mod:`.heldout`.
+  writing a signed result JSON with full provenance; submission code runs only in the child
+  processes of :mod:`.runner` / :mod:`.worker`, the test labels stay in :mod:`.heldout`.
+* :mod:`.result_file` / :mod:`.signing`: the result format (fields, signed write, strict read,
+  checks) and the Ed25519 keys that sign and verify results; neither imports torch.
 * :mod:`.baselines`: the paper's Tables 1-5 as data (``baselines.json``), looked up by
   (model, method, training set).
 * :mod:`.shuffle` / :mod:`.shuffle_table1`: the shuffle experiment of Table 1 (the sets; the runs).
-* :mod:`.results` / :mod:`.render`: result files read as untrusted input; the Markdown and
-  static-HTML leaderboard.
+* :mod:`.results` / :mod:`.render` / :mod:`.chart`: result files read as untrusted input; the
+  Markdown and static-HTML leaderboard, which ranks only results signed by a trusted key.
 
+The names below are imported on first use, so rendering the board imports no torch.
 The command line for all of it is in :mod:`cifar10s.cli`.
 
 See docs/leaderboard.md and leaderboard/README.md.
@@ -17,33 +20,48 @@ See docs/leaderboard.md and leaderboard/README.md.
 
 from __future__ import annotations
 
-from .baselines import compare, format_comparison, load_baselines, lookup
-from .render import load_results, render_html, render_markdown, write_leaderboard
-from .scoring import ScoringInterrupted, data_caveats, score_submission
-from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
-from .shuffle_table1 import run_table1
-from .submission import Submission, SubmissionError, load_submission, validate_submission
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "ScoringInterrupted",
-    "ShuffledSet",
-    "Submission",
-    "SubmissionError",
-    "compare",
-    "data_caveats",
-    "export_shuffled",
-    "format_comparison",
-    "load_baselines",
-    "load_results",
-    "load_shuffled",
-    "load_submission",
-    "lookup",
-    "render_html",
-    "render_markdown",
-    "run_table1",
-    "score_submission",
-    "shuffle_perturbations",
-    "shuffled_variant",
-    "validate_submission",
-    "write_leaderboard",
-]
+_LAZY = {
+    "ScoringInterrupted": "scoring",
+    "ShuffledSet": "shuffle",
+    "Submission": "submission",
+    "SubmissionError": "submission",
+    "compare": "baselines",
+    "data_caveats": "result_file",
+    "export_shuffled": "shuffle",
+    "format_comparison": "baselines",
+    "load_baselines": "baselines",
+    "load_results": "render",
+    "load_shuffled": "shuffle",
+    "load_submission": "submission",
+    "lookup": "baselines",
+    "render_html": "render",
+    "render_markdown": "render",
+    "run_table1": "shuffle_table1",
+    "score_submission": "scoring",
+    "shuffle_perturbations": "shuffle",
+    "shuffled_variant": "shuffle",
+    "validate_submission": "submission",
+    "write_leaderboard": "render",
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from .baselines import compare, format_comparison, load_baselines, lookup
+    from .render import load_results, render_html, render_markdown, write_leaderboard
+    from .result_file import data_caveats
+    from .scoring import ScoringInterrupted, score_submission
+    from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
+    from .shuffle_table1 import run_table1
+    from .submission import Submission, SubmissionError, load_submission, validate_submission
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,6 @@ paper's tables all work on the one schema of `baselines.json`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from .. import strict_json
 from ..variants import VariantSpec, parse_variant
 
 __all__ = [
@@ -187,14 +187,14 @@ def _load_text() -> str:
 
 def load_baselines() -> dict[str, Any]:
     """The whole ``baselines.json`` document (a fresh copy), after validation."""
-    doc = json.loads(_load_text())
+    doc = strict_json.loads(_load_text())
     validate_baselines(doc)
     return doc
 
 
 @lru_cache(maxsize=1)
 def _tables() -> tuple[PaperTable, ...]:
-    return validate_baselines(json.loads(_load_text()))
+    return validate_baselines(strict_json.loads(_load_text()))
 
 
 def tables() -> list[PaperTable]:

@@ -19,7 +19,6 @@ never written when anything under the clean folder changed meanwhile.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import strict_json
 from ..constants import CIFAR10_MEMBER_MD5
 from ..store import (
     MANIFEST,
@@ -62,7 +62,7 @@ def array_sha256(array: np.ndarray) -> str:
 def load_pins() -> dict[str, dict[str, Any]]:
     """Source fingerprint -> pinned test-split hashes, as stored in the package."""
     text = resources.files("cifar10s").joinpath("data", PINS_FILE).read_text(encoding="utf-8")
-    return dict(json.loads(text)["pins"])
+    return dict(strict_json.loads(text)["pins"])
 
 
 def verify_test_split(root: str | Path, fingerprint: str, images: np.ndarray, labels: np.ndarray,

@@ -6,7 +6,6 @@ their inputs the same way without importing the scorer.
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import subprocess
@@ -17,11 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..release.recipe import DEFAULT_RECIPE
+from .. import strict_json
 from ..store import MANIFEST, TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json, sha256_file, variant_folder, verify_folder
 from ..variants import VariantSpec
 from ..version import __version__
 from .baselines import train_set_name
+from .result_file import data_caveats
 
 __all__ = [
     "STD_DEFINITION",
@@ -77,23 +77,6 @@ def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
     }
 
 
-def data_caveats(dataset: dict[str, Any]) -> list[str]:
-    """Why a result's training data is not the data the paper trained on (empty when it is).
-
-    Reads a result's ``dataset`` record: a non-official CIFAR-10 copy (e.g. a subset) or EM noise
-    from another recipe than the release's make a number incomparable with the paper's, whatever
-    the training settings.
-    """
-    out: list[str] = []
-    if not dataset.get("official_cifar10", False):
-        out.append(f"built from a CIFAR-10 copy that is not the official release "
-                   f"({dataset.get('num_train', '?')} training images)")
-    recipe = dataset.get("recipe")
-    if recipe is not None and recipe != DEFAULT_RECIPE:
-        out.append(f"EM noise from recipe {recipe!r}, not the release recipe {DEFAULT_RECIPE!r}")
-    return out
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     """Library versions, platform and threads of the scoring run (+ CUDA and the GPU's name)."""
     env = {
@@ -128,7 +111,9 @@ def stamp_workdir(wd: Path, stamp: dict[str, Any]) -> dict[str, Any]:
     """
     path = wd.with_name(wd.name + STAMP_SUFFIX)
     if path.exists():
-        old = json.loads(path.read_text())
+        old = strict_json.read_file(path, max_bytes=2**20)
+        if not isinstance(old, dict):
+            raise ValueError(f"{path} is not a scoring record; use a fresh --workdir")
         keys = {k for k in set(old) | set(stamp) if not k.startswith("_")}
         changed = sorted(k for k in keys if old.get(k) != stamp.get(k))
         if changed:

@@ -1,12 +1,14 @@
 """Render leaderboard results as Markdown and as a self-contained static HTML page.
 
 Records go through :func:`cifar10s.leaderboard.results.checked_entries` first, so whatever the
-renderers are given, only checked fields reach the output and a malformed record is listed
-under "Skipped files" instead of breaking the board.
+renderers are given, only checked fields of results signed by a trusted key reach the tables;
+every other file is listed under "Unverified files" with the reason instead of breaking the board.
 
-The board has two parts. *Comparable* results used the ``paper`` preset on the official
-CIFAR-10 data and the release's EM recipe; everything else is *not comparable* with the paper.
-Each part has its own chart and one table per training set, ranked by final accuracy. The
+The board has up to three parts of verified results. *Comparable* results used the ``paper``
+preset on the official CIFAR-10 data and the release's EM recipe and ran in the sandbox; other
+sandboxed results are *not comparable* with the paper; results scored without a sandbox are
+shown in a part of their own and never ranked. Each ranked part has its own chart
+(:mod:`.chart`) and one table per training set, ranked by final accuracy. The
 paper's numbers (``baselines.json``) appear as *reported* rows in the tables that hold a result
 with the same (model, method, training set), and as diamonds in the chart only beside bars of
 that same model. Results scored by this harness are *reproduced*. The best-epoch accuracy is
@@ -17,9 +19,9 @@ sorting and filtering, both pinned by hashes in a Content-Security-Policy, so no
 or resource could run even if some text slipped past escaping. The Markdown escapes every
 field: no links other than http(s) ones built here, no images, no raw HTML, no cell breaks.
 
-It is one module (about 550 lines) because the Markdown board and the HTML page render the
+It is one module (about 450 lines) because the Markdown board and the HTML page render the
 same layout (parts, tables, paper rows, footnotes); reading untrusted result files lives in
-`results.py`.
+`results.py`, the figures in `chart.py`, the page's style and script in `board_assets.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from ..store import atomic_write_bytes
+from .board_assets import CSS, JS
+from .chart import accuracy_chart, final_text, pct, set_title
 from .results import Entry, MalformedResult, checked_entries, clean_text, http_url, load_results, parse_result
+from .signing import TrustedKeys, load_trusted_keys
 
 __all__ = [
     "COLUMNS",
@@ -45,21 +49,47 @@ __all__ = [
     "render_html",
     "render_markdown",
     "render_svg",
+    "trusted_keys_beside",
     "write_leaderboard",
 ]
 
 _SET_ORDER = ("cifar10s", "clean", "em", "ops")
-_SET_TITLES = {"cifar10s": "CIFAR-10-S (EM + OPS)", "clean": "clean CIFAR-10", "em": "EM noise only",
-               "ops": "OPS only (1 pixel)"}
-_CHART_SETS = ("clean", "em", "ops", "cifar10s")
-_COLOURS = {"clean": "#4C78A8", "em": "#54A24B", "ops": "#B279A2", "cifar10s": "#F58518"}
-_SECTIONS = (
-    (True, "Comparable with the paper",
-     "Preset <code>paper</code>, official CIFAR-10, release EM recipe."),
-    (False, "Not comparable with the paper",
-     ("Other presets (shorter training, subsets) or other training data. Useful for checking the "
-      "harness and the direction of effects, not for comparing numbers with the paper.")),
+#: the folder of trusted public keys, beside the results folder
+TRUSTED_KEYS_FOLDER = "trusted-keys"
+
+
+@dataclass(frozen=True)
+class _PartSpec:
+    """One part of the board: which verified results it holds and whether it ranks them."""
+
+    key: str
+    title: str
+    note: str  # HTML; <code> becomes backticks in the Markdown
+    ranked: bool
+    always: bool  # shown, saying it is empty, whenever the board has any result
+
+
+_PARTS = (
+    _PartSpec("comparable", "Comparable with the paper",
+              "Preset <code>paper</code>, official CIFAR-10, release EM recipe, scored in the sandbox.", True, True),
+    _PartSpec("other", "Not comparable with the paper",
+              ("Other presets (shorter training, subsets) or other training data. Useful for checking the "
+               "harness and the direction of effects, not for comparing numbers with the paper."), True, False),
+    _PartSpec("unsandboxed", "Scored without a sandbox (not ranked)",
+              ("Signed results whose submission code ran without the OS sandbox (<code>--no-sandbox</code>, or "
+               "scored before the sandbox existed): that code could have read the test labels or changed the "
+               "scorer, so these are shown apart and never ranked."), False, False),
 )
+_UNVERIFIED = ("Unverified files",
+               "Not in any table and never ranked: files that could not be read or checked, and results that are "
+               "not signed by a trusted scoring key (unsigned, changed after signing, or signed by a key the "
+               "leaderboard does not list; a file that carries its own key proves nothing), each with the reason.")
+
+
+def _part_key(e: Entry) -> str:
+    if e.sandbox is None:
+        return "unsandboxed"
+    return "comparable" if e.comparable else "other"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,10 +167,11 @@ def _order(rows: Iterable[Entry]) -> list[Entry]:
 class _Part:
     """One part of the board: its tables (rows with rank and note numbers) and its notes."""
 
-    comparable: bool
+    key: str
     title: str
     note: str
-    ours: list[Entry]  # the reproduced entries, for the chart
+    ranked: bool
+    ours: list[Entry]  # the reproduced entries, for the figures
     tables: list[tuple[str, list[tuple[Entry, int | None, list[int]]]]]
     notes: list[tuple[int, str]]
 
@@ -149,18 +180,19 @@ def _layout(rows: Sequence[Entry]) -> list[_Part]:
     """The parts of the board, tables and note numbers; shared by the Markdown and the HTML.
 
     The comparable part is always there (saying so when it is empty) once there is any result;
-    the other only when it has results. Identical notes share one number across the page.
+    the others only when they have results. Only the sandboxed parts rank their rows. Identical
+    notes share one number across the page.
     """
     if not rows:
         return []
     numbers: dict[str, int] = {}
     parts = []
-    for comparable, title, note in _SECTIONS:
-        ours = [e for e in rows if e.comparable is comparable]
-        if not ours and not comparable:
+    for spec in _PARTS:
+        ours = [e for e in rows if _part_key(e) == spec.key]
+        if not ours and not spec.always:
             continue
         by: dict[str, list[Entry]] = {}
-        for e in ours + _paper_entries(ours, comparable):
+        for e in ours + _paper_entries(ours, spec.key == "comparable"):
             by.setdefault(e.train_set, []).append(e)
         tables, used = [], []
         for train_set in [s for s in _SET_ORDER if s in by] + sorted((s for s in by if s not in _SET_ORDER),
@@ -170,33 +202,17 @@ def _layout(rows: Sequence[Entry]) -> list[_Part]:
                 refs = [numbers.setdefault(n, len(numbers) + 1) for n in e.notes]
                 used += refs
                 rank += e.source == "reproduced"
-                table.append((e, rank if e.source == "reproduced" else None, refs))
+                table.append((e, rank if spec.ranked and e.source == "reproduced" else None, refs))
             tables.append((train_set, table))
         notes = [(k, n) for n, k in numbers.items() if k in set(used)]
-        parts.append(_Part(comparable, title, note, ours, tables, notes))
+        parts.append(_Part(spec.key, spec.title, spec.note, spec.ranked, ours, tables, notes))
     return parts
-
-
-def _pct(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"{100 * v:.{digits}f}"
-
-
-def _final_text(e: Entry) -> str:
-    if e.final is None:
-        return "–"
-    if (e.seeds or 0) > 1 and e.final_std is not None:
-        return f"{_pct(e.final)} ± {_pct(e.final_std)}"
-    return _pct(e.final)
 
 
 def _natural(text: str) -> list[Any]:
     """Sort key that puts ``ops-k2`` before ``ops-k10``."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
-
-
-def _set_title(train_set: str) -> str:
-    k = re.fullmatch(r"ops-k(\d+)", train_set)
-    return f"OPS only ({k.group(1)} pixels)" if k else _SET_TITLES.get(train_set, train_set)
+    # isdecimal, as \d: "²" is a digit to isdigit() but not to int()
+    return [int(p) if p.isdecimal() else p for p in re.split(r"(\d+)", text)]
 
 
 _EMPTY_COMPARABLE = "No result yet was scored with the paper preset on the official CIFAR-10 data."
@@ -232,9 +248,43 @@ def _md_link(label: str, url: str) -> str:
     return f"[{_md(label)}]({url})"  # url passed http_url(): http(s), no spaces, parentheses encoded
 
 
-def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
-    """A Markdown leaderboard: comparable and non-comparable parts, one table per training set."""
-    rows, skipped = checked_entries(results, skipped)
+def _md_row(e: Entry, rank: int | None, refs: list[int]) -> str:
+    name = _md(e.name) + "".join(" " + _md_link(label, url) for label, url in e.links)
+    cells = ["–" if rank is None else str(rank), name, _md(", ".join(e.authors)) or "–",
+             _md(e.model), _md(e.method), _md(e.defense) or "–", _md(e.variant), _md(e.preset),
+             "–" if e.seeds is None else str(e.seeds), e.source, final_text(e),
+             "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}", pct(e.best), _md(e.harness),
+             _md(e.date) or "–", " ".join(f"†{k}" for k in refs) or "–"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _rows(table: Sequence[tuple[Entry, int | None, list[int]]], render: Any, notes: list[str]) -> list[str]:
+    """Each row rendered on its own: one that fails is left out with a note, never fatal."""
+    out = []
+    for e, rank, refs in table:
+        try:
+            out.append(render(e, rank, refs))
+        except Exception as exc:  # noqa: BLE001 - one result never stops the board
+            notes.append(f"{e.file or e.name}: could not be rendered ({type(exc).__name__})")
+    return out
+
+
+def _checked(results: Sequence[Any], skipped: Iterable[str],
+             trusted_keys: TrustedKeys | None) -> tuple[list[Entry], list[str]]:
+    rows, notes = checked_entries(results, skipped, trusted_keys)
+    if trusted_keys is not None:
+        notes += [f"trusted keys: {clean_text(p)}" for p in trusted_keys.problems]
+    return rows, notes
+
+
+def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
+                    trusted_keys: TrustedKeys | None = None) -> str:
+    """A Markdown leaderboard: comparable and non-comparable parts, one table per training set.
+
+    Only records signed by one of ``trusted_keys`` get a row; the others are listed with the
+    reason under "Unverified files" (with no keys, that is every record).
+    """
+    rows, skipped = _checked(results, skipped, trusted_keys)
     lines = ["# CIFAR-10-S leaderboard", "", re.sub(r"</?[bi]>", "", _INTRO), ""]
     if not rows:
         lines += ["_No results yet._", ""]
@@ -243,205 +293,19 @@ def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> s
         if not part.tables:
             lines += [f"_{_EMPTY_COMPARABLE}_", ""]
         for train_set, table in part.tables:
-            lines += [f"### Training set: {_md(_set_title(train_set))}", "", _MD_HEADER, _MD_ALIGN]
-            for e, rank, refs in table:
-                name = _md(e.name) + "".join(" " + _md_link(label, url) for label, url in e.links)
-                cells = ["–" if rank is None else str(rank), name, _md(", ".join(e.authors)) or "–",
-                         _md(e.model), _md(e.method), _md(e.defense) or "–", _md(e.variant), _md(e.preset),
-                         "–" if e.seeds is None else str(e.seeds), e.source, _final_text(e),
-                         "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}", _pct(e.best), _md(e.harness),
-                         _md(e.date) or "–", " ".join(f"†{k}" for k in refs) or "–"]
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += [f"### Training set: {_md(set_title(train_set))}", "", _MD_HEADER, _MD_ALIGN]
+            lines += _rows(table, _md_row, skipped)
             lines.append("")
         if part.notes:
             lines += ["Notes:", ""] + [f"- †{k}: {_md(n)}" for k, n in part.notes] + [""]
     if skipped:
-        lines += ["## Skipped files", ""] + [f"- {_md(s)}" for s in skipped] + [""]
+        lines += [f"## {_UNVERIFIED[0]}", "", _UNVERIFIED[1], ""] + [f"- {_md(s)}" for s in skipped] + [""]
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------
-# SVG chart
-
-
-def _short(text: str, n: int = 18) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _chart(entries: Sequence[Entry], title: str) -> str:
-    """Grouped bars: one group per (model, method, defense), one bar per training set (best entry)."""
-    from cifar10s.training.presets import METHODS
-
-    from .baselines import lookup
-
-    best: dict[tuple[str, str, str], dict[str, Entry]] = {}
-    for e in entries:
-        if e.source != "reproduced" or e.paper_train_set not in _CHART_SETS or e.final is None:
-            continue
-        group = best.setdefault((e.model, e.method, e.defense), {})
-        cur = group.get(e.paper_train_set)
-        if cur is None or e.final > (cur.final or 0.0):
-            group[e.paper_train_set] = e
-    method_rank = {m: i for i, m in enumerate(METHODS)}
-    keys = sorted(best, key=lambda k: (k[0], method_rank.get(k[1], len(method_rank)), k[1], k[2]))
-
-    e_ = html.escape
-    bar_w, gap, pad = 24, 3, 16
-    group_w = len(_CHART_SETS) * (bar_w + gap) - gap + 2 * pad
-    left, top, height = 52, 40, 220
-    plot_w = max(4, len(keys)) * group_w
-    n_lines = 3 if any(k[2] for k in keys) else 2
-    width, total_h = left + plot_w + 190, top + height + 26 + 14 * n_lines
-    parts = [
-        (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" '
-         f'viewBox="0 0 {width} {total_h}" role="img" aria-label="{e_(title, quote=True)}" '
-         'font-family="sans-serif" font-size="12">'),
-        f'<text x="{left}" y="18" font-size="14" font-weight="bold">{e_(title)}</text>',
-    ]
-    for pct in range(0, 101, 20):
-        y = top + height - height * pct / 100
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{pct}%</text>')
-    if not keys:
-        parts.append(f'<text x="{left + 10}" y="{top + height / 2:.1f}" fill="#777">no results on the clean, EM, '
-                     'OPS or CIFAR-10-S training sets</text>')
-    for i, (model, method, defense) in enumerate(keys):
-        x0 = left + i * group_w + pad
-        model_key = next(iter(best[(model, method, defense)].values())).model_key
-        parts.append(f'<g class="group" data-model="{e_(model, quote=True)}">')
-        for j, ts in enumerate(_CHART_SETS):
-            x = x0 + j * (bar_w + gap)
-            cx = x + bar_w / 2
-            e = best[(model, method, defense)].get(ts)
-            label_y = top + height
-            if e is not None and e.final is not None:
-                h = height * e.final
-                y = top + height - h
-                std = e.final_std or 0.0
-                parts.append(f'<rect class="bar" x="{x}" y="{y:.1f}" width="{bar_w}" height="{h:.1f}" '
-                             f'fill="{_COLOURS[ts]}"><title>{e_(e.name)}: {e_(model)}, {e_(method)}, '
-                             f'{e_(_set_title(ts))}: {_final_text(e)}%</title></rect>')
-                label_y = y
-                if std > 0 and (e.seeds or 0) > 1:
-                    y1 = top + height - height * min(1.0, e.final + std)
-                    y2 = top + height - height * max(0.0, e.final - std)
-                    parts.append(f'<line x1="{cx}" x2="{cx}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="#222"/>')
-                    label_y = min(y, y1)
-                parts.append(f'<text x="{cx}" y="{label_y - 4:.1f}" text-anchor="middle" font-size="9">'
-                             f'{100 * e.final:.1f}</text>')
-            # the paper's number only beside the same model, and only for the plain method
-            paper = [] if (not model_key or defense) else [r for r in lookup(model_key, method, ts)
-                                                            if r.test_acc is not None]
-            if paper:
-                cy = top + height - height * paper[0].test_acc / 100
-                parts.append(f'<path class="paper" d="M{cx} {cy - 5:.1f} L{cx + 5} {cy:.1f} L{cx} {cy + 5:.1f} '
-                             f'L{cx - 5} {cy:.1f} Z" fill="#000" stroke="#fff"><title>paper ({e_(paper[0].model)}, '
-                             f'{e_(method)}, {e_(_set_title(ts))}): {paper[0].test_acc:.2f}%</title></path>')
-        cx = x0 + (group_w - 2 * pad) / 2
-        for k, line in enumerate([model, method] + ([f"+ {defense}"] if defense else [])):
-            parts.append(f'<text x="{cx:.1f}" y="{top + height + 16 + 14 * k}" text-anchor="middle">'
-                         f'<title>{e_(line)}</title>{e_(_short(line))}</text>')
-        parts.append("</g>")
-    lx = left + plot_w + 14
-    for k, ts in enumerate(_CHART_SETS):
-        parts.append(f'<rect x="{lx}" y="{top + k * 20}" width="12" height="12" fill="{_COLOURS[ts]}"/>')
-        parts.append(f'<text x="{lx + 18}" y="{top + k * 20 + 10}">{e_(_set_title(ts))}</text>')
-    py = top + len(_CHART_SETS) * 20 + 6
-    parts.append(f'<path d="M{lx + 6} {py - 5} L{lx + 11} {py} L{lx + 6} {py + 5} L{lx + 1} {py} Z" fill="#000"/>')
-    parts.append(f'<text x="{lx + 18}" y="{py + 4}">paper, same model</text>')
-    parts.append(f'<text x="{left}" y="{total_h - 6}" fill="#555">best entry per bar; bar = final accuracy '
-                 '(mean over seeds), line = ± std</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def render_svg(results: Sequence[Any], *, title: str = "Clean test accuracy by model and training method") -> str:
-    """The chart (inline SVG) of every valid record in ``results``; malformed ones are left out."""
-    rows, _ = checked_entries(results)
-    return _chart(rows, title)
 
 
 # ------------------------------------------------------------------------------------------------
 # HTML
 
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem auto;max-width:1400px;padding:0 1rem;color:#222}
-h2{margin-top:2rem;border-bottom:2px solid #ddd}h3{margin:1.2rem 0 .3rem}
-table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}th button{all:unset;cursor:pointer;font-weight:bold}
-th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.nw{white-space:nowrap}
-td.name{min-width:12rem}.wrap{overflow-x:auto}th small{font-weight:normal;display:block}
-tr.reported{background:#f6f6fb;font-style:italic}.sub{color:#555;font-size:.8rem}
-.note{color:#444;font-size:.85rem}ol.notes{font-size:.82rem;color:#333;list-style:none;padding-left:.5rem}
-.filter{margin:.5rem 0 1rem}.filter input{font-size:1rem;padding:2px 6px;width:24rem;max-width:90%}
-.count{color:#666;font-size:.8rem}svg{max-width:100%;height:auto}
-"""
-
-_JS = """
-(function () {
-  "use strict";
-  function value(cell, type) {
-    var v = cell.getAttribute("data-v");
-    if (type === "num") { var x = parseFloat(v); return isNaN(x) ? null : x; }
-    return (v === null ? cell.textContent : v).trim().toLowerCase();
-  }
-  function sort(th) {
-    var table = th.closest("table"), body = table.tBodies[0], type = th.getAttribute("data-type");
-    var col = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var was = th.getAttribute("aria-sort");
-    var dir = was === "descending" ? "ascending" : was === "ascending" ? "descending"
-      : (type === "num" ? "descending" : "ascending");
-    var rows = Array.prototype.map.call(body.rows, function (r, i) { return [value(r.cells[col], type), i, r]; });
-    rows.sort(function (a, b) {
-      if (a[0] === null || b[0] === null) { return (a[0] === null) - (b[0] === null) || a[1] - b[1]; }
-      var c = a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
-      return (dir === "ascending" ? c : -c) || a[1] - b[1];
-    });
-    rows.forEach(function (r) { body.appendChild(r[2]); });
-    Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", dir);
-  }
-  function filter(text) {
-    var words = text.toLowerCase().split(/\\s+/).filter(Boolean);
-    document.querySelectorAll("table.board").forEach(function (t) {
-      var shown = 0, rows = t.tBodies[0].rows;
-      Array.prototype.forEach.call(rows, function (r) {
-        var s = r.textContent.toLowerCase();
-        r.hidden = !words.every(function (w) { return s.indexOf(w) >= 0; });
-        shown += r.hidden ? 0 : 1;
-      });
-      var c = document.getElementById(t.id + "-count");
-      if (c) { c.textContent = shown === rows.length ? "" : shown + " of " + rows.length + " rows shown"; }
-    });
-  }
-  document.querySelectorAll("table.board th[data-key] button").forEach(function (b) {
-    b.addEventListener("click", function () { sort(b.parentNode); });
-  });
-  var input = document.getElementById("filter");
-  input.addEventListener("input", function () { filter(input.value); });
-  // #sort=KEY[:asc|:desc]&filter=TEXT: a link that opens the page sorted and filtered
-  function fromHash() {
-    var p = new URLSearchParams(location.hash.slice(1)), s = p.get("sort"), f = p.get("filter");
-    if (f !== null) { input.value = f; filter(f); }
-    if (s) {
-      var parts = s.split(":"), want = {asc: "ascending", desc: "descending"}[parts[1]];
-      document.querySelectorAll("table.board th[data-key]").forEach(function (th) {
-        if (th.getAttribute("data-key") !== parts[0]) { return; }
-        var b = th.querySelector("button");
-        for (var i = 0; i < 3; i++) {
-          b.click();
-          if (!want || th.getAttribute("aria-sort") === want) { break; }
-        }
-      });
-    }
-  }
-  window.addEventListener("hashchange", fromHash);
-  fromHash();
-})();
-"""
 
 #: (key, header, type) of the HTML table columns; the keys are what #sort=KEY names
 COLUMNS = (
@@ -482,9 +346,9 @@ def _html_row(e: Entry, rank: int | None, refs: list[int]) -> str:
         f"<td>{esc(e.model)}</td>", f"<td>{method}</td>", f'<td class="nw">{esc(e.variant)}</td>',
         f'<td class="nw">{esc(e.preset)}</td>',
         _num_cell(e.seeds, "–" if e.seeds is None else str(e.seeds)), f"<td>{e.source}</td>",
-        _num_cell(None if e.final is None else 100 * e.final, _final_text(e)),
+        _num_cell(None if e.final is None else 100 * e.final, final_text(e)),
         _num_cell(e.diff_pp, "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}"),
-        _num_cell(None if e.best is None else 100 * e.best, _pct(e.best)),
+        _num_cell(None if e.best is None else 100 * e.best, pct(e.best)),
         f'<td class="nw">{esc(e.harness)}</td>', f'<td class="nw">{esc(e.date) or "–"}</td>',
         f"<td>{notes}</td>",
     ]
@@ -495,20 +359,31 @@ _HEAD = "".join(f'<th data-key="{k}" data-type="{t}"' + (' aria-sort="descending
                 + f'><button type="button">{_header(label)}</button></th>' for k, label, t in COLUMNS)
 
 
-def render_html(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
-    """A self-contained static page: filter box, per-part chart, sortable tables, visible notes."""
+def part_figures(part: _Part) -> list[str]:
+    """The figures (inline SVG) at the top of one board part: the accuracy chart of a ranked part."""
+    if not part.ranked or not part.ours:
+        return []
+    return [accuracy_chart(part.ours, f"Clean test accuracy: {part.title.lower()}")]
+
+
+def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
+                trusted_keys: TrustedKeys | None = None) -> str:
+    """A self-contained static page: filter box, per-part chart, sortable tables, visible notes.
+
+    Only records signed by one of ``trusted_keys`` get a row (see :func:`render_markdown`).
+    """
     from .. import __version__
 
     esc = html.escape
-    rows, skipped = checked_entries(results, skipped)
-    csp = (f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; "
+    rows, skipped = _checked(results, skipped, trusted_keys)
+    csp = (f"default-src 'none'; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; "
            "base-uri 'none'; form-action 'none'")
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="referrer" content="no-referrer">',
-        "<title>CIFAR-10-S leaderboard</title>", f"<style>{_CSS}</style></head><body>",
+        "<title>CIFAR-10-S leaderboard</title>", f"<style>{CSS}</style></head><body>",
         "<h1>CIFAR-10-S leaderboard</h1>", f'<p class="note">{_INTRO}</p>',
         ('<div class="filter"><label>Filter rows: <input id="filter" type="search" '
          'placeholder="e.g. resnet18 randaugment" autocomplete="off"></label> '
@@ -519,39 +394,57 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
     n_table = 0
     for part in _layout(rows):
         out += [f"<section><h2>{esc(part.title)}</h2>", f'<p class="note">{part.note}</p>']
-        if part.ours:
-            out.append(_chart(part.ours, f"Clean test accuracy: {part.title.lower()}"))
-        else:
+        out += part_figures(part)
+        if not part.ours:
             out.append(f"<p><i>{esc(_EMPTY_COMPARABLE)}</i></p>")
         for train_set, table in part.tables:
             n_table += 1
             tid = f"t{n_table}"
-            out.append(f'<h3>Training set: {esc(_set_title(train_set))} '
+            out.append(f'<h3>Training set: {esc(set_title(train_set))} '
                        f'<span class="count" id="{tid}-count"></span></h3>')
             out.append(f'<div class="wrap"><table class="board" id="{tid}"><thead><tr>' + _HEAD + "</tr></thead><tbody>")
-            out += [_html_row(e, rank, refs) for e, rank, refs in table]
+            out += _rows(table, _html_row, skipped)
             out.append("</tbody></table></div>")
         if part.notes:
             out.append('<ol class="notes">' + "".join(f'<li id="fn-{k}" value="{k}">†{k} {esc(n)}</li>'
                                                       for k, n in part.notes) + "</ol>")
         out.append("</section>")
     if skipped:
-        out.append('<section><h2>Skipped files</h2><ul class="note">'
-                   + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul></section>")
+        out.append(f'<section><h2>{esc(_UNVERIFIED[0])}</h2><p class="note">{esc(_UNVERIFIED[1])}</p>'
+                   '<ul class="note">' + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul></section>")
     out.append(f'<p class="note">Rendered by cifar10s {esc(__version__)}.</p>')
-    out.append(f"<script>{_JS}</script></body></html>")
+    out.append(f"<script>{JS}</script></body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_leaderboard(results_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path, int, list[str]]:
+def render_svg(results: Sequence[Any], *, title: str = "Clean test accuracy by model and training method",
+               trusted_keys: TrustedKeys | None = None) -> str:
+    """The accuracy chart (inline SVG) of the verified, well-formed records in ``results``."""
+    rows, _ = checked_entries(results, trusted=trusted_keys)
+    return accuracy_chart(rows, title)
+
+
+def trusted_keys_beside(results_dir: str | Path) -> Path:
+    """Where the board looks for trusted keys by default: ``trusted-keys/`` beside the results folder."""
+    return Path(results_dir).absolute().parent / TRUSTED_KEYS_FOLDER
+
+
+def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
+                      trusted_keys: TrustedKeys | str | Path | None = None) -> tuple[Path, Path, int, list[str]]:
     """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html.
 
-    Returns both paths, the number of results rendered and the skipped files with their reasons.
+    ``trusted_keys``: the keys whose signatures count, or a folder of ``*.pub`` files (default:
+    :func:`trusted_keys_beside` the results, when it exists; else no key is trusted). Returns both
+    paths, the number of verified results shown and a ``"file: why"`` note per file not shown.
     """
+    if not isinstance(trusted_keys, TrustedKeys):
+        folder = trusted_keys if trusted_keys is not None else trusted_keys_beside(results_dir)
+        trusted_keys = load_trusted_keys(folder if trusted_keys is not None or Path(folder).is_dir() else None)
     results, skipped = load_results(results_dir)
+    rows, notes = _checked(results, skipped, trusted_keys)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "leaderboard.md", out / "index.html"
-    atomic_write_bytes(md, render_markdown(results, skipped=skipped).encode("utf-8"))
-    atomic_write_bytes(page, render_html(results, skipped=skipped).encode("utf-8"))
-    return md, page, len(results), skipped
+    atomic_write_bytes(md, render_markdown(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
+    atomic_write_bytes(page, render_html(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
+    return md, page, len(rows), notes

@@ -1,15 +1,18 @@
 """Reading leaderboard result files that anyone may have written: check every field, skip what fails.
 
-Result files arrive in pull requests, so the board treats them as untrusted input. Each record
-is checked field by field (:func:`parse_result`) and turned into an :class:`Entry` built only
-from checked values; strings are cleaned of control characters, line breaks and lone
-surrogates, accuracies must be finite fractions in [0, 1], and summaries must agree with
-their per-seed values. :func:`load_results` skips any file that fails, with a note naming the
-file and the reason, so one broken file never takes the board down.
+Result files arrive in pull requests, so the board treats them as untrusted input. Each file is
+read strictly (:func:`.result_file.read_result`: duplicate keys, NaN and huge numbers refused),
+each record is checked field by field (:func:`parse_result`) and turned into an :class:`Entry`
+built only from checked values; strings are cleaned of control characters, line breaks and lone
+surrogates, accuracies must be finite fractions in [0, 1], and summaries must agree with their
+per-seed values. A record becomes a row only when its signature verifies against a trusted key
+(:func:`checked_entries`, :mod:`.signing`). Any file or record that fails is skipped with a note
+naming it and the reason, so one broken file never takes the board down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,7 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .scoring import RESULT_FORMAT, RESULT_FORMAT_VERSION, data_caveats
+from .result_file import (
+    MAX_FILE_BYTES,
+    MalformedResult,
+    data_caveats,
+    kind_of,
+    read_result,
+    sandbox_label,
+    validate_result,
+)
+from .signing import TrustedKeys, verify_record
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -33,16 +45,10 @@ __all__ = [
     "parse_result",
 ]
 
-#: result files larger than this are skipped unread (real ones are well under 1 MiB)
-MAX_FILE_BYTES = 16 * 2**20
 _MAX_TEXT = 200  # names, authors, model/method/preset names
 _MAX_URL = 2000
 _MAX_LIST = 100  # authors, seeds, per-seed values, preset_diff entries
 _MAX_DIFF_VALUE = 60  # characters of a preset_diff value shown
-
-
-class MalformedResult(ValueError):
-    """A result record the board cannot show; the message names the field and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Entry:
     notes: tuple[str, ...]
     comparable: bool
     file: str
+    sandbox: str | None = None  # the sandbox it was scored in; None: none (shown apart, never ranked)
+    signer: str | None = None  # id of the trusted key that signed it; None for the paper's rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -97,9 +105,7 @@ def _text(value: Any, where: str, *, optional: bool = False, limit: int = _MAX_T
     return out
 
 
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    return "nothing (missing or null)" if value is None else names.get(type(value), type(value).__name__)
+_kind = kind_of
 
 
 def _dict(value: Any, where: str, *, optional: bool = False) -> dict[str, Any]:
@@ -212,13 +218,7 @@ def parse_result(data: Any, file: str = "") -> Entry:
     """
     from .baselines import canonical_model, lookup
 
-    data = _dict(data, "the file")
-    if data.get("format") != RESULT_FORMAT:
-        raise MalformedResult(f"not a {RESULT_FORMAT} file (format = {_json_short(data.get('format'))})")
-    version = _int(data.get("format_version"), "format_version", optional=True)
-    if version is not None and version > RESULT_FORMAT_VERSION:
-        raise MalformedResult(f"format_version {version} is newer than this renderer reads "
-                              f"({RESULT_FORMAT_VERSION}); update cifar10s")
+    data = validate_result(data)
 
     sub = _dict(data.get("submission"), "submission")
     name = _text(sub.get("name"), "submission.name", empty_ok=False)
@@ -282,6 +282,7 @@ def parse_result(data: Any, file: str = "") -> Entry:
         preset=preset or "?", seeds=seeds, final=final, final_std=final_std, best=best, diff_pp=diff_pp,
         harness=harness, date=date, notes=tuple(notes),
         comparable=preset == "paper" and not data_notes and not integrity_notes, file=file,
+        sandbox=sandbox_label(data),
     )
 
 
@@ -296,7 +297,7 @@ def _integrity_notes(raw: Any) -> list[str]:
     notes = []
     if block.get("suspicious") is True:
         gap = block.get("flip_gap")
-        shown = f"{100 * gap:+.1f} points" if isinstance(gap, (int, float)) and math.isfinite(gap) else "a large gap"
+        shown = f"{100 * gap:+.1f} points" if _small_number(gap) else "a large gap"
         notes.append(f"FLAGGED: accuracy on horizontally flipped test images differs by {shown} from the "
                      "accuracy on the test images (trained networks differ by a point or two): possibly "
                      "memorised test labels, review the submission")
@@ -307,44 +308,25 @@ def _integrity_notes(raw: Any) -> list[str]:
     return notes
 
 
+def _small_number(value: Any) -> bool:
+    """A finite number of at most 1000 in size (an integer of 400 digits overflows ``float``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= 1000 if isinstance(value, int) else math.isfinite(value) and abs(value) <= 1000
+
+
 def _display_name(path: Path) -> str:
     return clean_text(os.fsencode(path.name).decode("utf-8", "replace"))
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise MalformedResult("not a regular file")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise MalformedResult(f"{size} bytes, more than the {MAX_FILE_BYTES} a result file may have")
-    with path.open("rb") as fh:
-        raw = fh.read(MAX_FILE_BYTES + 1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedResult(f"not UTF-8 text (byte {exc.start})") from None
-
-    def no_constant(name: str) -> Any:
-        raise MalformedResult(f"{name} is not valid JSON (accuracies must be finite numbers)")
-
-    try:
-        return json.loads(text, parse_constant=no_constant)
-    except MalformedResult:
-        raise
-    except json.JSONDecodeError as exc:
-        raise MalformedResult(f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise MalformedResult("JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal with more digits than Python converts
-        raise MalformedResult(f"invalid JSON ({exc})") from None
-
-
 def load_results(folder: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every valid result JSON directly inside ``folder``, and a ``"file: why"`` note per file skipped.
+    """Every readable, well-formed result JSON directly inside ``folder``, and a ``"file: why"`` note
+    per file skipped.
 
-    A file is skipped, never fatal, when it cannot be read, is not UTF-8 JSON (NaN and Infinity
-    included), is larger than :data:`MAX_FILE_BYTES`, or fails :func:`parse_result`. Each
-    returned record gets a ``_file`` key with its file name.
+    A file is skipped, never fatal, when it cannot be read, is refused by
+    :func:`.result_file.read_result` (not UTF-8 JSON, duplicate keys, NaN, larger than
+    :data:`MAX_FILE_BYTES`, ...) or fails :func:`parse_result`. Signatures are checked later, by
+    :func:`checked_entries`. Each returned record gets a ``_file`` key with its file name.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -353,7 +335,7 @@ def load_results(folder: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
     for path in sorted(folder.glob("*.json")):
         shown = _display_name(path)
         try:
-            data = _read_json(path)
+            data = read_result(path)
             parse_result(data, shown)
         except MalformedResult as exc:
             skipped.append(f"{shown}: {exc}")
@@ -361,23 +343,39 @@ def load_results(folder: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
         except OSError as exc:
             skipped.append(f"{shown}: unreadable ({exc.strerror or type(exc).__name__})")
             continue
+        except Exception as exc:  # noqa: BLE001 - one file never stops the board, whatever is wrong with it
+            skipped.append(f"{shown}: could not be checked ({type(exc).__name__}: {clean_text(str(exc))[:200]})")
+            continue
         data["_file"] = shown
         results.append(data)
     return results, skipped
 
 
-def checked_entries(results: Sequence[Any], skipped: Iterable[str] = ()) -> tuple[list[Entry], list[str]]:
-    """Rows of the records that pass :func:`parse_result`; the others join the skipped notes.
+def checked_entries(results: Sequence[Any], skipped: Iterable[str] = (),
+                    trusted: TrustedKeys | None = None) -> tuple[list[Entry], list[str]]:
+    """Rows of the records that pass :func:`parse_result` and are signed by a ``trusted`` key.
 
-    The renderers call this on whatever they are given, so records that did not come through
-    :func:`load_results` are checked too.
+    Every other record joins the notes (``skipped`` first) with the reason: malformed, unsigned,
+    signed by a key that is not trusted, or changed after signing. Without ``trusted`` keys no
+    record verifies. The renderers call this on whatever they are given, so records that did not
+    come through :func:`load_results` are checked too.
     """
+    trusted = trusted if trusted is not None else TrustedKeys({})
     entries, notes = [], [clean_text(str(s))[:1000] for s in skipped]
     for i, r in enumerate(results):
         file = r.get("_file") if isinstance(r, dict) and isinstance(r.get("_file"), str) else f"result #{i + 1}"
         file = clean_text(file)[:_MAX_TEXT]
         try:
-            entries.append(parse_result(r, file))
+            entry = parse_result(r, file)
         except MalformedResult as exc:
             notes.append(f"{file}: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one record never stops the board
+            notes.append(f"{file}: could not be checked ({type(exc).__name__}: {clean_text(str(exc))[:200]})")
+            continue
+        verified = verify_record(r, trusted)
+        if not verified.ok:
+            notes.append(f"{file}: {verified.reason}")
+            continue
+        entries.append(dataclasses.replace(entry, signer=verified.key_id))
     return entries, notes

@@ -18,7 +18,8 @@ submission code. In order:
    and only then writes the result, with the flip gap in its ``integrity`` block
    (:mod:`.integrity`).
 
-Results are one JSON file per (submission, training set, preset), written atomically, with
+Results are one JSON file per (submission, training set, preset) in the format of
+:mod:`.result_file`, signed with this installation's key (:mod:`.signing`) and written atomically, with
 provenance: dataset manifest hashes, code version, seeds, preset and ``preset_diff``, device,
 wall time, and per-seed accuracies with their mean and sample standard deviation. Each seed
 trains in its own checkpointed work folder, so an interrupted scoring run resumes and ends with
@@ -41,22 +42,16 @@ import numpy as np
 import torch
 
 from ..runtime import resolve_device
-from ..store import IntegrityError, atomic_write_json, variant_folder
+from ..store import IntegrityError, variant_folder
 from ..variants import VariantSpec, parse_variant
 from .baselines import compare, format_comparison
 from .heldout import HeldOutTestSet
 from .integrity import integrity_lines, integrity_record
-from .provenance import (
-    STD_DEFINITION,
-    code_version,
-    data_caveats,
-    dataset_provenance,
-    environment,
-    stamp_workdir,
-    summary,
-)
+from .provenance import STD_DEFINITION, code_version, dataset_provenance, environment, stamp_workdir, summary
+from .result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
 from .runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
+from .signing import load_signing_key
 from .submission import Submission, inspect_submission, load_submission
 
 __all__ = [
@@ -69,8 +64,6 @@ __all__ = [
     "score_submission",
 ]
 
-RESULT_FORMAT = "cifar10s-leaderboard-result"
-RESULT_FORMAT_VERSION = 1
 BEST_EPOCH_SELECTION = ("the epoch with the highest accuracy on the per-epoch test images: selected on the test "
                         "set, so optimistic; the leaderboard's score is final_test_acc")
 ISOLATION = ("submission code ran only in child processes (python -I -B, new session, minimal environment, "
@@ -128,6 +121,7 @@ def score_submission(
     time_limit_s: float | None = None,
     stop_after_epoch: int | None = None,
     allow_slow: bool = False,
+    signing_key: str | Path | None = None,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Check, train (one child per seed) and score a submission; return (and write) its result.
@@ -147,6 +141,8 @@ def score_submission(
     * ``allow_slow``: for a registered model the training time is estimated from a short timed
       probe on the device and stated before training starts; a run estimated over an hour on a
       CPU raises :class:`~cifar10s.training.estimate.SlowRunError` unless this is set.
+    * ``signing_key``: the private key file that signs the result (default: this installation's,
+      :func:`.signing.default_key_path`, created on first use); read before anything runs.
 
     Raises :class:`~.submission.SubmissionError` (the submission is at fault),
     :class:`~.runner.WorkerFailed` (a child died, hung or returned malformed output) or
@@ -175,6 +171,7 @@ def score_submission(
     stem = result_stem(sub, spec, preset)
     work_root = _work_root(root_path, out_dir, workdir, stem)
     settings = _child_settings(dev, root_path, root, time_limit_s, progress)
+    key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
 
     # the data, verified, in this process before any submission code runs
     train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)
@@ -226,46 +223,46 @@ def score_submission(
     finals = [p["final_test_acc"] for p in per_seed]
     comparisons = compare(sub.model, sub.method, spec, finals)
     integrity = integrity_record(per_seed, test.verification)
-    result: dict[str, Any] = {
-        "format": RESULT_FORMAT,
-        "format_version": RESULT_FORMAT_VERSION,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "submission": sub.describe(),
-        "dataset": dataset,
-        "test_set": test.provenance,
-        "code": code_version(),
-        "preset": preset,
-        "preset_diff": diff,
-        "paper_setting": not diff and sub.defense is None and not sub.overrides and sub.entry is None,
-        "config": config_dict,
-        "seeds": seeds,
-        "device": per_seed[0]["device"],
+    record = ResultRecord(
+        created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        submission=sub.describe(),
+        dataset=dataset,
+        test_set=test.provenance,
+        code=code_version(),
+        preset=preset,
+        preset_diff=diff,
+        paper_setting=not diff and sub.defense is None and not sub.overrides and sub.entry is None,
+        config=config_dict,
+        seeds=seeds,
+        device=per_seed[0]["device"],
         # the numerics that ran (the paper: float32); any difference is also in preset_diff
-        "precision": per_seed[0]["precision"],
-        "environment": environment(dev),
-        "wall_time_s": time.perf_counter() - t_start,
-        "train_time_s": sum(p["train_time_s"] for p in per_seed),
-        "eval": {"per_epoch_images": _per_epoch_images(first, test),
-                 "final_images": test.num_test, "flipped_images": test.num_test,
-                 "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
-        "isolation": ISOLATION,
-        "integrity": integrity,
-        "per_seed": per_seed,
-        "summary": {
+        precision=per_seed[0]["precision"],
+        environment=environment(dev),
+        wall_time_s=time.perf_counter() - t_start,
+        train_time_s=sum(p["train_time_s"] for p in per_seed),
+        eval={"per_epoch_images": _per_epoch_images(first, test),
+              "final_images": test.num_test, "flipped_images": test.num_test,
+              "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
+        isolation=ISOLATION,
+        sandbox=SANDBOX_NONE,  # the children run in no OS sandbox (yet): the board shows this apart, unranked
+        integrity=integrity,
+        per_seed=per_seed,
+        summary={
             "final_test_acc": summary(finals),
             "flipped_test_acc": summary([p["flipped_test_acc"] for p in per_seed]),
             "best_test_acc": summary([p["best_test_acc"] for p in per_seed]),
             "std_definition": STD_DEFINITION,
         },
-        "paper": [c.to_dict() for c in comparisons],
-    }
+        paper=[c.to_dict() for c in comparisons],
+    )
+    result = record.to_dict()
     _report(say, sub, result, comparisons, diff, dataset, spec, preset)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{stem}.json"
-        atomic_write_json(path, result)
+        result = write_result(path, record, key)
         result["_path"] = str(path)
-        say(f"wrote {path}")
+        say(f"wrote {path} (signed by key {key.key_id if key else '?'})")
     return result
 
 

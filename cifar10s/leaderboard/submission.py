@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import os
 import re
 import stat
 from pathlib import Path
 from typing import Any
 
+from .. import strict_json
 from .record import HOOK_NAMES, Submission, SubmissionError
 
 __all__ = [
@@ -120,11 +120,6 @@ def hash_files(folder: Path) -> tuple[dict[str, str], list[str]]:
 # metadata
 
 
-def _no_constant(name: str) -> Any:
-    """JSON has no NaN or Infinity (Python's reader accepts them): refuse them as the error they are."""
-    raise json.JSONDecodeError(f"{name} is not a JSON value (use a finite number)", name, 0)
-
-
 def _read_json(folder: Path) -> dict[str, Any]:
     if folder.is_symlink() or not folder.is_dir():
         raise SubmissionError(folder, "not a folder (a submission is a folder containing submission.json)")
@@ -133,13 +128,11 @@ def _read_json(folder: Path) -> dict[str, Any]:
         raise SubmissionError(folder, f"no {SUBMISSION_FILE} in the folder")
     if path.stat().st_size > _MAX_JSON_BYTES:
         raise SubmissionError(folder, f"{SUBMISSION_FILE} is larger than {_MAX_JSON_BYTES} bytes")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError as exc:
-        raise SubmissionError(folder, f"{SUBMISSION_FILE} is not UTF-8 text ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise SubmissionError(folder, f"{SUBMISSION_FILE} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                                      f"column {exc.colno}") from None
+    try:  # strict: two "entry" keys would import a file the reviewer did not read
+        data = strict_json.read_file(path, max_bytes=_MAX_JSON_BYTES)
+    except strict_json.StrictJSONError as exc:
+        raise SubmissionError(folder, f"{SUBMISSION_FILE} is not valid JSON: {str(exc).removeprefix('invalid JSON ')}"
+                              ) from None
     if not isinstance(data, dict):
         raise SubmissionError(folder, f"{SUBMISSION_FILE} must hold a JSON object, got {type(data).__name__}")
     return data

@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import strict_json
 from ..checks import check_choice
+from ..constants import DEFAULT_RECIPE
 from ..em import EMConfig
 from ..onepixel import OBJECTIVES
-
-DEFAULT_RECIPE = "v1"
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def load_recipe(recipe: str | os.PathLike[str] | None = None) -> Recipe:
         except FileNotFoundError as exc:
             raise ValueError(f"no packaged recipe named {recipe!r}; pass a JSON file path") from exc
     try:
-        data = json.loads(text)
+        data = strict_json.loads(text)
     except ValueError as exc:
         raise ValueError(f"recipe {recipe} is not valid JSON: {exc}") from exc
     return Recipe.from_dict(data)
