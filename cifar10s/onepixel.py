@@ -32,6 +32,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from . import strict_json
 from .checks import check_choice
 
 Objective = Literal["mean-std", "paper-eq3"]
@@ -112,7 +113,7 @@ class ShortcutSearch:
 
     @classmethod
     def from_json(cls, text: str) -> ShortcutSearch:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(strict_json.loads(text))
 
 
 def _json_float(v: float) -> float | str:

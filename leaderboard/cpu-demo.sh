@@ -39,4 +39,7 @@ for variant in clean em ops-k1 cifar10s; do  # folder names, as in the result fi
     done
 done
 
-"$cli" leaderboard --results "$out" --out "$out/site"
+# the results above are signed by this installation's key: trust it for this board
+mkdir -p "$out/trusted-keys"
+"$cli" keys > "$out/trusted-keys/cpu-demo.pub"
+"$cli" leaderboard --results "$out" --out "$out/site" --trusted-keys "$out/trusted-keys"
