@@ -121,7 +121,7 @@ class CIFAR10S(VisionDataset):
         try:
             fetch_variant(self.root, spec.folder_name, repo_id=repo_id, revision=revision)
         except HubUnavailable as exc:
-            reason = str(exc).split(";")[0].split(". ")[0][:100]
+            reason = exc.problem.split(";")[0].split(". ")[0][:100]
             slow = " (EM: hours on a GPU)" if spec.uses_em else ""
             warnings.warn(f"{repo_id}@{revision} not fetched ({reason}); building {spec.folder_name} locally{slow}",
                           stacklevel=3)
