@@ -43,7 +43,7 @@ class Remedy:
     def text(self, face: Face) -> str | None:
         """The remedy in ``face``'s words, or None when it has none for that face."""
         if face == "cli" and self.flags:
-            how = "add " + " ".join(self.flags)
+            how = "rerun with " + " ".join(self.flags)
         elif face == "api" and self.api:
             how = ", ".join(f"{k}={v!r}" for k, v in self.api.items()) + (f" ({self.where})" if self.where else "")
         elif self.command:

@@ -85,7 +85,7 @@ def test_v1_on_cpu_is_refused_within_seconds(shared_archive, tmp_path):
     assert "build it on a GPU: device='cuda'" in text and "allow_slow=True" in text and "variant='ops'" in text
     assert "--" not in text
     cli = exc.explain("cli")
-    assert "build it on a GPU: add --device cuda" in cli and "add --allow-slow" in cli and "add --variant ops" in cli
+    assert "build it on a GPU: rerun with --device cuda" in cli and "rerun with --allow-slow" in cli and "rerun with --variant ops" in cli
     assert "=" not in cli.split("What to do:")[1]
     assert [r.flags for r in exc.remedies] == [("--device", "cuda"), ("--allow-slow",), ("--variant", "ops")]
     assert isinstance(exc, SlowRunError)  # the one "too slow here" refusal
@@ -102,7 +102,7 @@ def test_a_recipe_parameter_that_makes_it_slow_is_refused(tiny_archive, tmp_path
         build_variant(tmp_path, VariantSpec("em"), cifar10=tiny_archive, recipe=slow, device="cpu",
                       progress=False)
     assert time.perf_counter() - t0 < 30
-    assert "add --allow-slow" in info.value.explain("cli")
+    assert "rerun with --allow-slow" in info.value.explain("cli")
     assert info.value.estimate.pgd_steps == 1_000_000
 
 
@@ -124,7 +124,7 @@ def test_tiny_recipe_passes_and_allow_slow_skips_the_guard(tiny_archive, tmp_pat
         build_variant(tmp_path / "b", VariantSpec("cifar10s"), cifar10=tiny_archive, recipe=recipe,
                       device="cpu", progress=False)
     assert calls == ["cpu"] and info.value.estimate.round_seconds > 3600
-    assert "add --device cuda" in info.value.explain("cli")
+    assert "rerun with --device cuda" in info.value.explain("cli")
     folder = build_variant(tmp_path / "b", VariantSpec("cifar10s"), recipe=recipe, device="cpu",
                            progress=False, allow_slow=True)
     assert calls == ["cpu"]  # opting in skips the probe altogether
@@ -236,7 +236,8 @@ def test_unconverged_em_is_refused_then_published_marked_when_allowed(tiny_archi
                       device="cpu", progress=False)
     text = str(info.value)
     assert "EM stopped after 1 rounds" in text and "allow_unconverged=True" in text
-    assert "--allow-unconverged" in text and "release_grade" in text
+    assert "release_grade" in text and "--allow-unconverged" not in text
+    assert "rerun with --allow-unconverged" in info.value.explain("cli") and "allow_unconverged=True" not in info.value.explain("cli")
     assert not is_complete(variant_folder(tmp_path, VariantSpec("em")))
     assert not is_complete(variant_folder(tmp_path, VariantSpec("cifar10s")))
     kept = list((data_dir(tmp_path) / WORK_DIR).glob("em-*/em_checkpoint.pt"))
