@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cifar10s.em import EMConfig, generate_em_noise
-from cifar10s.em.run import _determinism, _Dist, _EMRun
+from cifar10s.em.run import _determinism, _EMRun
+from cifar10s.runtime import DistContext
 
 
 def _sync(device: torch.device) -> None:
@@ -109,7 +110,7 @@ def search_pass_rates(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, dev
     steps = int(cfg.pgd_steps)
     rates: dict[str, list[float]] = {"batched": [], "batched_amp": [], "naive": []}
     with _determinism(cfg.deterministic, device):
-        run = _EMRun(images, labels, cfg, device, _Dist(False, 0, 1))
+        run = _EMRun(images, labels, cfg, device, DistContext())
         run._setup_forwards()
         run.train_window()
         amp_cfg = dataclasses.replace(cfg, amp=True)

@@ -60,7 +60,7 @@ def em_float_noise(images: np.ndarray, labels: np.ndarray, rounds: int) -> tuple
     with tempfile.TemporaryDirectory() as tmp:
         result = generate_em_noise(images, labels, cfg, device="cpu", workdir=Path(tmp),
                                    progress=False, allow_slow=True)
-        delta = em_ckpt.load_checkpoint(Path(tmp))["delta"]
+        delta = em_ckpt.load_state(Path(tmp))["delta"]
     return delta.permute(0, 2, 3, 1).contiguous().numpy(), float(result.log[-1]["eval_acc"])
 
 

@@ -54,6 +54,7 @@ from cifar10s.dataset import CIFAR10S  # noqa: E402
 from cifar10s.leaderboard.baselines import compare  # noqa: E402
 from cifar10s.models import MODELS, build_model  # noqa: E402
 from cifar10s.onepixel import search_shortcuts  # noqa: E402
+from cifar10s.folder import open_folder  # noqa: E402
 from cifar10s.release.builders import build_variant  # noqa: E402
 from cifar10s.release.recipe import load_recipe  # noqa: E402
 from cifar10s.sources.cifar10 import load_cifar10  # noqa: E402
@@ -345,14 +346,14 @@ def phase_em(s: Settings) -> tuple[dict[str, Any], list[str]]:
     build_variant(s.root, VariantSpec("cifar10s"), cifar10=s.data, recipe=recipe, device=str(s.device),
                   progress=not s.dry_run, **kwargs)
     seconds = time.perf_counter() - t0
-    em_dir = s.root / "cifar10s-v1" / "em"
-    manifest = json.loads((em_dir / "manifest.json").read_text())
-    log = json.loads((em_dir / "em_log.json").read_text())
+    em_folder = open_folder(s.root / "cifar10s-v1" / "em", check_hashes=False)
+    manifest = em_folder.manifest
+    log = json.loads((em_folder.path / "em_log.json").read_text())
     em = manifest["em"]
     trend = [round(float(r.get("eval_acc", float("nan"))), 4) for r in log]
     out = {"recipe": recipe.to_dict(), "em": em, "seconds_this_call": seconds,
            "seconds_in_manifest": manifest.get("timings_s", {}).get("em"), "accuracy_by_round": trend,
-           "num_train": manifest["source"]["num_train"], "official_cifar10": manifest["source"]["official"]}
+           "num_train": em_folder.source.num_train, "official_cifar10": em_folder.source.official}
     lines = [f"recipe {recipe.version} on {out['num_train']:,} training images: "
              f"{'converged' if em.get('converged') else 'NOT converged'} after {em.get('rounds')} rounds, "
              f"generator accuracy {em.get('final_accuracy')}, EM time {out['seconds_in_manifest']} s",

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
+from .folder import VariantFolder, not_built, open_folder, require_same_source
 from .release.builders import build_variant
 from .store import (
     TEST_IMAGES,
@@ -18,12 +19,9 @@ from .store import (
     TRAIN_IMAGES,
     TRAIN_LABELS,
     IntegrityError,
-    NotBuiltError,
     clean_folder,
     is_complete,
-    load_array,
     variant_folder,
-    verify_folder,
 )
 from .variants import VariantSpec, parse_variant
 
@@ -88,18 +86,19 @@ class CIFAR10S(VisionDataset):
         if download and (not is_complete(folder) or self._other_source(folder, cifar10)):
             build_variant(self.root, wanted, cifar10=cifar10, download=True, allow_slow=allow_slow)
         if not is_complete(folder):
-            raise NotBuiltError(self._not_built_message(wanted, folder))
-        self.manifest = verify_folder(folder, check_hashes=verify)
+            raise not_built(wanted, self.root, f"variant {wanted.folder_name!r} is not built under {folder.parent}")
+        self.folder: VariantFolder = open_folder(folder, check_hashes=verify)
+        self.manifest = dict(self.folder.manifest)
         if train:
             images_name, labels_name = TRAIN_IMAGES, TRAIN_LABELS
         else:
             images_name, labels_name = TEST_IMAGES, TEST_LABELS
-        self.data: np.ndarray = load_array(folder, images_name, self.manifest, mmap=mmap)
-        labels = np.asarray(load_array(folder, labels_name, self.manifest, mmap=False))
+        self.data: np.ndarray = self.folder.load(images_name, mmap=mmap)
+        labels = np.asarray(self.folder.load(labels_name, mmap=False))
         self.targets: list[int] = labels.tolist()
-        if train and wanted.kind != "clean":
-            self._check_same_source(folder)
-        self.classes: list[str] = list(self.manifest["classes"])
+        if train and wanted.kind != "clean" and is_complete(clean_folder(self.root)):
+            require_same_source(self.folder, open_folder(clean_folder(self.root), check_hashes=False))
+        self.classes: list[str] = self.folder.classes
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     def _hub_first(self, spec: VariantSpec, cifar10: str | os.PathLike[str] | None) -> bool:
@@ -122,7 +121,7 @@ class CIFAR10S(VisionDataset):
         try:
             fetch_variant(self.root, spec.folder_name, repo_id=repo_id, revision=revision)
         except HubUnavailable as exc:
-            reason = str(exc).split(";")[0].split(". ")[0][:100]
+            reason = exc.problem.split(";")[0].split(". ")[0][:100]
             slow = " (EM: hours on a GPU)" if spec.uses_em else ""
             warnings.warn(f"{repo_id}@{revision} not fetched ({reason}); building {spec.folder_name} locally{slow}",
                           stacklevel=3)
@@ -133,28 +132,10 @@ class CIFAR10S(VisionDataset):
         if cifar10 is None:
             return False
         try:
-            origin = verify_folder(folder, check_hashes=False)["source"]["origin"]
-        except (IntegrityError, KeyError):
+            origin = open_folder(folder, check_hashes=False).source.origin
+        except (IntegrityError, OSError):
             return True
         return str(Path(cifar10).expanduser().resolve()) != origin
-
-    def _check_same_source(self, folder: Path) -> None:
-        clean_dir = clean_folder(self.root)
-        if not is_complete(clean_dir):
-            return
-        clean = verify_folder(clean_dir, check_hashes=False)
-        if clean["source"]["fingerprint"] != self.manifest["source"]["fingerprint"]:
-            raise IntegrityError(
-                f"{folder} was built from a different CIFAR-10 source than {clean_dir}; rebuild it "
-                "(cifar10s build --force) so train and test come from the same data."
-            )
-
-    def _not_built_message(self, spec: VariantSpec, folder: Path) -> str:
-        return (
-            f"variant {spec.folder_name!r} is not built under {folder.parent}. Build it with "
-            f"`{spec.build_command(self.root)}` (PATH = cifar-10-python.tar.gz or a cifar-10-batches-py "
-            "folder), or pass download=True to build it here."
-        )
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img = Image.fromarray(np.asarray(self.data[index]))
@@ -170,12 +151,10 @@ class CIFAR10S(VisionDataset):
 
     def extra_repr(self) -> str:
         split = "Train" if self.train else "Test (clean CIFAR-10)"
-        source = self.manifest["source"]
-        official = "official CIFAR-10" if source.get("official") else "NOT official CIFAR-10"
         return "\n".join(
             [
                 f"Split: {split}",
                 f"Variant: {self.variant.folder_name}",
-                f"Source: {official}, fingerprint {source['fingerprint'][:12]}",
+                f"Source: {self.folder.source.short()}",
             ]
         )

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as tdist
@@ -21,6 +22,9 @@ SLOW_RUN_SECONDS = 3600.0
 __all__ = [
     "SLOW_RUN_SECONDS",
     "DistContext",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_object",
     "cleanup_distributed",
     "current_context",
     "derive_seed",
@@ -112,6 +116,28 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> D
 def cleanup_distributed() -> None:
     if tdist.is_available() and tdist.is_initialized():
         tdist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum ``t`` over ranks in place (no-op in a single process). Returns ``t``."""
+    if ctx.distributed:
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if ctx.distributed:
+        tdist.barrier()
 
 
 def format_duration(seconds: float) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .onepixel import ShortcutPixel
-from .store import atomic_write_bytes
+from .atomic import atomic_write_bytes
 
 _GAP = 6
 _FONT_SIZE = 14

@@ -11,8 +11,9 @@ its schema is checked (plain file names inside the folder, typed entries), every
 be a regular file, not a link, whose ``.npy`` header agrees with the manifest, and the arrays must
 mean what the package expects (uint8 images (N, 32, 32, 3), int64 labels (N,) in 0..9).
 
-It is one module (about 500 lines) because the on-disk layout and its validation are one
-contract: every writer and reader of a variant folder goes through it.
+It is one module (about 450 lines) because the on-disk layout and its validation are one
+contract: every writer and reader of a variant folder goes through it (most through its typed
+face, :mod:`cifar10s.folder`). Atomic writes are :mod:`cifar10s.atomic`'s, re-exported here.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock
 
 from . import strict_json
+# atomic_write_bytes / atomic_write_json: re-exported, so ``from cifar10s.store import ...`` keeps working
+from .atomic import atomic_file, atomic_write_bytes, atomic_write_json, current_umask  # noqa: F401
 from .constants import DATA_FORMAT_VERSION, IMAGE_SHAPE, NUM_CLASSES
+from .errors import ActionableError
 
 if TYPE_CHECKING:
     from .variants import VariantSpec
@@ -56,23 +60,13 @@ class IntegrityError(RuntimeError):
     """Built data does not match its manifest (corrupt, tampered or half-written)."""
 
 
-class NotBuiltError(RuntimeError):
+class NotBuiltError(ActionableError):
     """The requested variant has not been built under this root.
 
     A ``RuntimeError``, like torchvision's "Dataset not found" error, so code written for
-    ``torchvision.datasets.CIFAR10`` catches it.
+    ``torchvision.datasets.CIFAR10`` catches it; its remedies say how to build it
+    (:func:`cifar10s.folder.not_built`).
     """
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _file_mode() -> int:
-    """Mode for new files: what ``open()`` would give (mkstemp alone gives 0600)."""
-    return 0o666 & ~_current_umask()
 
 
 def data_dir(root: str | os.PathLike[str]) -> Path:
@@ -96,54 +90,6 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 4 << 20) -> str:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable: fsync the folder that holds the entry."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path`` for writing; on success fsync it and rename it onto
-    ``path`` (so readers see the old or the new file, never a torn one); on failure remove it.
-
-    This is the one place the package writes files atomically; everything else calls it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as f:
-        f.write(data)
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def save_array(path: str | os.PathLike[str], array: np.ndarray) -> dict[str, Any]:
@@ -479,7 +425,7 @@ def staging_folder(root: str | os.PathLike[str], name: str) -> Iterator[Path]:
     for stale in d.glob(f"{_STAGING_PREFIX}{name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{name}-", dir=d))
-    os.chmod(staging, 0o777 & ~_current_umask())
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         yield staging
     finally:

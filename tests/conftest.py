@@ -104,3 +104,16 @@ def built_root(tmp_path_factory, shared_archive) -> Path:
     root = tmp_path_factory.mktemp("built")
     build_variant(root, VariantSpec("ops"), cifar10=shared_archive, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """A root with 'clean' and 'ops-k1' built from a tiny random archive (100 train / 20 test
+    images), once per session for the Hub tests (treat as read-only)."""
+    from cifar10s.release.builders import build_variant
+    from cifar10s.variants import VariantSpec
+
+    archive = make_cifar_archive(tmp_path_factory.mktemp("src") / "tiny-cifar.tar.gz")
+    root = tmp_path_factory.mktemp("built")
+    build_variant(root, VariantSpec("ops"), cifar10=archive, progress=False)
+    return root

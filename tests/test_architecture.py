@@ -100,9 +100,23 @@ def test_the_checker_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_the_graph_sees_lazy_and_type_checking_imports(tmp_path):
+    """An import inside a function or a ``TYPE_CHECKING`` block is an arrow of the graph too, so
+    a circle hidden in a lazy import cannot pass :func:`test_no_import_circles`."""
+    path = tmp_path / "lazy.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from .b import B\n"
+        "def f():\n    from ..c import helper\n    import pkg.d\n"
+    )
+    known = {"pkg", "pkg.sub", "pkg.sub.a", "pkg.sub.b", "pkg.c", "pkg.d"}
+    assert _imports("pkg.sub.a", path, known) == {"pkg.sub.b", "pkg.c", "pkg.d"}
+    # and on the real package: the CIFAR10S class imports the Hub client only inside a method
+    assert "cifar10s.hub.client" in _graph()["cifar10s.dataset"]
+
+
 def test_no_import_circles():
     graph = _graph()
-    assert "cifar10s.training.trainer" in graph["cifar10s.leaderboard.scoring"] or graph["cifar10s.leaderboard.scoring"]
     # package faces (__init__) re-export their submodules; a circle through a face is still a circle
     assert _cycles(graph) == []
 

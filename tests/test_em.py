@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from cifar10s.em import EMConfig, apply_noise, generate_em_noise, quantize_noise
 from cifar10s.em import checkpoint as em_ckpt
-from cifar10s.em.run import _Dist, _EMRun
+from cifar10s.em.run import _EMRun
+from cifar10s.runtime import DistContext, current_context
 from cifar10s.models.resnet import resnet18
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -303,7 +304,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str, x, y, cfg_d
     try:
         cfg = EMConfig.from_dict(cfg_dict)
         # (1) one sharded noise-search pass with the freshly initialised generator
-        run = _EMRun(x, y, cfg.resolved(), torch.device("cpu"), _Dist.detect())
+        run = _EMRun(x, y, cfg.resolved(), torch.device("cpu"), current_context())
         run._setup_forwards()
         run.search(progress=False)
         np.save(Path(out_dir) / f"search_{rank}.npy", run.delta.numpy())
@@ -326,7 +327,7 @@ def test_ddp_two_processes_gloo(cifar, tmp_path):
              nprocs=2, join=True)
 
     # the sharded search + all_reduce gather equals the single-process search, bit for bit
-    single = _EMRun(x, y, cfg.resolved(), torch.device("cpu"), _Dist(False, 0, 1))
+    single = _EMRun(x, y, cfg.resolved(), torch.device("cpu"), DistContext())
     single._setup_forwards()
     single.search(progress=False)
     for rank in (0, 1):

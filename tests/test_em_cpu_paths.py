@@ -19,9 +19,9 @@ from torch import nn
 
 from cifar10s.em import EMConfig, generate_em_noise
 from cifar10s.em import run as em_run
-from cifar10s.em.run import _Dist, _EMRun
+from cifar10s.em.run import _EMRun
 from cifar10s.release.recipe import load_recipe
-from cifar10s.runtime import derive_seed
+from cifar10s.runtime import DistContext, derive_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,7 +54,7 @@ def assert_valid(result, x: np.ndarray) -> None:
 
 
 def engine(x, y, cfg: EMConfig) -> _EMRun:
-    run = _EMRun(x, y, cfg.resolved(), CPU, _Dist(False, 0, 1))
+    run = _EMRun(x, y, cfg.resolved(), CPU, DistContext())
     run._setup_forwards()
     return run
 

@@ -28,6 +28,7 @@ from cifar10s.em import (
 from cifar10s.em import checkpoint as em_ckpt
 from cifar10s.em.budget import ProbeTiming
 from cifar10s.em.progress import round_summary, rounds_to_target
+from cifar10s.errors import SlowRunError
 from cifar10s.runtime import format_duration
 from cifar10s.release.builders import build_variant
 from cifar10s.release.recipe import load_recipe
@@ -80,9 +81,14 @@ def test_v1_on_cpu_is_refused_within_seconds(shared_archive, tmp_path):
     assert exc.estimate.device == "cpu" and exc.estimate.seconds > 3600
     assert exc.estimate.images == 10_000 and exc.estimate.pgd_steps == 20
     assert f"about {format_duration(exc.estimate.seconds)} on cpu" in text
-    assert f"cifar10s build --variant cifar10s --root {tmp_path} --device cuda" in text
-    assert "--allow-slow" in text and "allow_slow=True" in text
-    assert f"cifar10s build --variant ops --root {tmp_path}" in text and "--variant clean" in text
+    # the API's words in str(), the command line's in explain("cli"): the same remedies, as data
+    assert "build it on a GPU: device='cuda'" in text and "allow_slow=True" in text and "variant='ops'" in text
+    assert "--" not in text
+    cli = exc.explain("cli")
+    assert "build it on a GPU: rerun with --device cuda" in cli and "rerun with --allow-slow" in cli and "rerun with --variant ops" in cli
+    assert "=" not in cli.split("What to do:")[1]
+    assert [r.flags for r in exc.remedies] == [("--device", "cuda"), ("--allow-slow",), ("--variant", "ops")]
+    assert isinstance(exc, SlowRunError)  # the one "too slow here" refusal
     # nothing was published or left to resume
     assert not is_complete(variant_folder(tmp_path, VariantSpec("em")))
     assert not list((data_dir(tmp_path) / WORK_DIR).glob("em-*/em_checkpoint.pt"))
@@ -92,11 +98,11 @@ def test_a_recipe_parameter_that_makes_it_slow_is_refused(tiny_archive, tmp_path
     # the real probe, extrapolated to a million PGD steps per image: far over the hour
     slow = tiny_recipe(pgd_steps=1_000_000)
     t0 = time.perf_counter()
-    with pytest.raises(SlowBuildError, match="--allow-slow") as info:
+    with pytest.raises(SlowBuildError, match="allow_slow=True") as info:
         build_variant(tmp_path, VariantSpec("em"), cifar10=tiny_archive, recipe=slow, device="cpu",
                       progress=False)
     assert time.perf_counter() - t0 < 30
-    assert "--variant em --recipe RECIPE" in str(info.value)
+    assert "rerun with --allow-slow" in info.value.explain("cli")
     assert info.value.estimate.pgd_steps == 1_000_000
 
 
@@ -118,7 +124,7 @@ def test_tiny_recipe_passes_and_allow_slow_skips_the_guard(tiny_archive, tmp_pat
         build_variant(tmp_path / "b", VariantSpec("cifar10s"), cifar10=tiny_archive, recipe=recipe,
                       device="cpu", progress=False)
     assert calls == ["cpu"] and info.value.estimate.round_seconds > 3600
-    assert f"--root {tmp_path / 'b'}" in str(info.value)
+    assert "rerun with --device cuda" in info.value.explain("cli")
     folder = build_variant(tmp_path / "b", VariantSpec("cifar10s"), recipe=recipe, device="cpu",
                            progress=False, allow_slow=True)
     assert calls == ["cpu"]  # opting in skips the probe altogether
@@ -230,7 +236,8 @@ def test_unconverged_em_is_refused_then_published_marked_when_allowed(tiny_archi
                       device="cpu", progress=False)
     text = str(info.value)
     assert "EM stopped after 1 rounds" in text and "allow_unconverged=True" in text
-    assert "--allow-unconverged" in text and "release_grade" in text
+    assert "release_grade" in text and "--allow-unconverged" not in text
+    assert "rerun with --allow-unconverged" in info.value.explain("cli") and "allow_unconverged=True" not in info.value.explain("cli")
     assert not is_complete(variant_folder(tmp_path, VariantSpec("em")))
     assert not is_complete(variant_folder(tmp_path, VariantSpec("cifar10s")))
     kept = list((data_dir(tmp_path) / WORK_DIR).glob("em-*/em_checkpoint.pt"))

@@ -36,9 +36,7 @@ from cifar10s.hub.client import (
     fetch_variant,
     publish_release,
 )
-from cifar10s.release.builders import build_variant
 from cifar10s.store import IntegrityError, data_dir, verify_folder
-from cifar10s.variants import VariantSpec
 
 REPO = "cifar10s/CIFAR-10-S-test"
 TOKEN = "hf_fake_write_token"
@@ -90,14 +88,6 @@ def hub():
     fake = FakeHub()
     yield fake
     fake.close()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    archive = make_cifar_archive(tmp_path_factory.mktemp("src") / "tiny-cifar.tar.gz")
-    root = tmp_path_factory.mktemp("built")
-    build_variant(root, VariantSpec("ops"), cifar10=archive, progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")

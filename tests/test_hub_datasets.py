@@ -24,10 +24,7 @@ from cifar10s.constants import CLASSES
 from cifar10s.hub.card import dataset_card
 from cifar10s.hub.client import pinning_hint, publish_release, write_release
 from cifar10s.hub.parquet import ParquetSplit, split_path, write_split
-from cifar10s.release.builders import build_variant
 from cifar10s.store import data_dir, verify_folder
-from cifar10s.variants import VariantSpec
-from conftest import make_cifar_archive
 from fake_hub import FakeHub, isolate_hf
 
 REPO = "cifar10s/CIFAR-10-S-datasets-test"
@@ -49,15 +46,6 @@ def hub(tmp_path_factory):
     datasets.enable_progress_bars()
     mp.undo()
     fake.close()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """clean + ops-k1 built from a tiny random archive (100 train / 20 test images)."""
-    archive = make_cifar_archive(tmp_path_factory.mktemp("src") / "tiny-cifar.tar.gz")
-    root = tmp_path_factory.mktemp("built")
-    build_variant(root, VariantSpec("ops"), cifar10=archive, progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +178,7 @@ def test_write_release_refuses_a_used_folder(built, tmp_path):
 
 
 def test_load_dataset_from_the_hub_pinned_by_commit(hub, built, local_release, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="cifar10s.hub.client"):
+    with caplog.at_level(logging.INFO, logger="cifar10s.hub"):
         sha = publish_release(built, VARIANTS, REPO, tag="v1", token=TOKEN)
     assert f"revision={sha!r}" in caplog.text and pinning_hint(REPO, sha) in caplog.text
     # What was uploaded is exactly the local release folder.

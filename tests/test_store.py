@@ -14,7 +14,7 @@ from cifar10s.variants import VariantSpec
 
 
 def _build(root: str, archive: str, force: bool) -> str:
-    return str(build_variant(root, VariantSpec("ops"), cifar10=archive, progress=False, force=force))
+    return str(build_variant(root, VariantSpec("ops"), cifar10=archive, progress=False, force=force).path)
 
 
 def test_concurrent_builds_into_one_root_do_not_corrupt_each_other(tmp_path, tiny_archive):
@@ -53,12 +53,17 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, tiny_arc
 def test_up_to_date_build_is_skipped_and_new_source_rebuilds(tmp_path, tiny_archive):
     from conftest import make_cifar_archive
 
-    folder = build_variant(tmp_path, VariantSpec("ops"), cifar10=tiny_archive, progress=False)
+    first = build_variant(tmp_path, VariantSpec("ops"), cifar10=tiny_archive, progress=False)
+    folder = first.path
+    assert first.built and first.status == "built" and first.timings["ops_search"] >= 0
     stamp = (folder / "manifest.json").stat().st_mtime_ns
-    build_variant(tmp_path, VariantSpec("ops"), cifar10=tiny_archive, progress=False)
+    again = build_variant(tmp_path, VariantSpec("ops"), cifar10=tiny_archive, progress=False)
+    assert again.status == "cached" and again.path == folder
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
     other = make_cifar_archive(tmp_path / "other.tar.gz", seed=5)
-    build_variant(tmp_path, VariantSpec("ops"), cifar10=other, progress=False)
+    assert build_variant(tmp_path, VariantSpec("ops"), cifar10=other, progress=False).built
+    clean = build_variant(tmp_path, VariantSpec("clean"), cifar10=other, progress=False)
+    assert clean.status == "cached" and clean.path == data_dir(tmp_path) / "clean"
     m = verify_folder(folder)
     clean = verify_folder(data_dir(tmp_path) / "clean")
     assert m["source"]["fingerprint"] == clean["source"]["fingerprint"] != ""

@@ -25,13 +25,12 @@ __all__ = [
     "spec_from_args",
 ]
 
-#: Library messages speak the API's words; on the command line the flags are meant.
+#: Errors with remedies (cifar10s.errors.ActionableError) print their command-line words themselves;
+#: these few phrases translate the plain messages of the modules that do not carry remedies yet
+#: (the scorer's time refusal, the CIFAR-10 source hints).
 _API_TO_CLI = (
-    ("pass download=True to CIFAR10S to build it", "add --download to fetch CIFAR-10 and build it"),
-    ("pass download=True to build it here", "add --download to build it here"),
     ("download=True", "--download"),
     ("pass allow_slow=True", "add --allow-slow"),
-    ("pass allow_unconverged=True", "add --allow-unconverged"),
     ("(device='cuda')", "(--device cuda)"),
     ("cifar10=PATH", "--cifar10 PATH"),
 )
@@ -49,10 +48,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def cli_words(message: str) -> str:
-    """A library message in command-line words, on one line."""
-    for api, cli in _API_TO_CLI:
-        message = message.replace(api, cli)
+def cli_words(message: str | BaseException) -> str:
+    """A library message in command-line words, on one line: an error's remedies in flags, or a
+    plain message with its few API phrases translated."""
+    from ..errors import ActionableError
+
+    if isinstance(message, ActionableError):
+        message = message.explain("cli")
+    else:
+        message = str(message)
+        for api, cli in _API_TO_CLI:
+            message = message.replace(api, cli)
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
@@ -65,7 +71,7 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError, KeyError) as exc:
-        print(f"error: {cli_words(str(exc) or type(exc).__name__)}", file=sys.stderr)
+        print(f"error: {cli_words(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
 
 

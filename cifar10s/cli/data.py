@@ -21,37 +21,24 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from ..folder import open_folder
     from ..release.builders import build_variant
-    from ..store import MANIFEST, read_manifest, variant_folder
 
-    spec = spec_from_args(args)
-    previous = variant_folder(args.root, spec) / MANIFEST
-    before = _identity(previous)
-    folder = build_variant(
-        args.root, spec, cifar10=args.cifar10, download=args.download, force=args.force,
+    outcome = build_variant(
+        args.root, spec_from_args(args), cifar10=args.cifar10, download=args.download, force=args.force,
         progress=not args.quiet, recipe=args.recipe, device=args.device,
         allow_slow=args.allow_slow, allow_unconverged=args.allow_unconverged,
     )
-    manifest = read_manifest(folder)
-    src = manifest["source"]
-    print(f"{'up to date' if before == _identity(folder / MANIFEST) else 'built'}: {folder}")
-    if not src["official"]:
-        print(f"note: source is NOT the official CIFAR-10 ({src['num_train']} train images, "
-              f"fingerprint {src['fingerprint'][:12]}); not comparable with the paper's numbers")
-    for s in manifest.get("shortcut", {}).get("shortcuts", []):
+    folder = open_folder(outcome.path, check_hashes=False)
+    src = folder.source
+    print(f"{'built' if outcome.built else 'up to date'}: {outcome.path}")
+    if not src.official:
+        print(f"note: source is NOT the official CIFAR-10 ({src.num_train} train images, "
+              f"fingerprint {src.fingerprint[:12]}); not comparable with the paper's numbers")
+    for s in folder.manifest.get("shortcut", {}).get("shortcuts", []):
         print(f"  class {s['label']}: pixel (row {s['row']}, col {s['col']}) colour {tuple(s['colour'])} "
               f"score {s['score']:.4f}" if isinstance(s["score"], float) else f"  {s}")
     return 0
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """Which file this is: a build writes its manifest into a new folder while the old one still
-    exists, so a rebuilt variant's manifest is always another file (even with equal bytes)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -76,11 +63,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _describe(name: str, m: dict[str, Any]) -> str:
-    src = m["source"]
-    n = m["files"].get("train_images.npy", {}).get("shape", ["?"])[0]
-    official = "official" if src["official"] else "NOT official"
-    line = (f"- {name}: {n} train images, source {official} CIFAR-10 ({src['fingerprint'][:12]}), "
-            f"built with cifar10s {m['environment']['cifar10s']}")
+    from ..folder import files_of, source_of
+    from ..store import TRAIN_IMAGES
+
+    src = source_of(m)
+    train = files_of(m).get(TRAIN_IMAGES)
+    n = train.shape[0] if train is not None and train.shape else "?"
+    line = f"- {name}: {n} train images, source {src.short()}, built with cifar10s {m['environment']['cifar10s']}"
     if m.get("recipe"):
         line += f", recipe {m['recipe'].get('version')}"
     em = m.get("em")
@@ -96,25 +85,20 @@ def _describe(name: str, m: dict[str, Any]) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..folder import open_variant
     from ..release.builders import load_shortcut
     from ..show import contact_sheet, save_png
-    from ..store import TRAIN_IMAGES, TRAIN_LABELS, NotBuiltError, clean_folder, is_complete, load_array, \
-        variant_folder, verify_folder
+    from ..store import TRAIN_IMAGES, TRAIN_LABELS
+    from ..variants import VariantSpec
 
     spec = spec_from_args(args)
-    folder = variant_folder(args.root, spec)
-    if not is_complete(folder):
-        raise NotBuiltError(f"{spec.folder_name} is not built under {args.root}; run "
-                            f"`{spec.build_command(args.root)}` first")
-    manifest = verify_folder(folder, check_hashes=False)
-    clean = verify_folder(clean_folder(args.root), check_hashes=False)
-    labels = np.asarray(load_array(folder, TRAIN_LABELS, manifest))
-    shortcuts = load_shortcut(folder).shortcuts if spec.uses_ops else ()
+    variant = open_variant(args.root, spec, check_hashes=False)
+    clean = open_variant(args.root, VariantSpec("clean"), check_hashes=False)
+    shortcuts = load_shortcut(variant.path).shortcuts if spec.uses_ops else ()
     sheet = contact_sheet(
-        load_array(clean_folder(args.root), TRAIN_IMAGES, clean),
-        load_array(folder, TRAIN_IMAGES, manifest),
-        labels, manifest["classes"], shortcuts, per_class=args.per_class, scale=args.scale,
-        amplify=args.amplify, title=f"{spec.folder_name}: clean | perturbed" + (" | |diff|" if args.amplify else ""),
+        clean.load(TRAIN_IMAGES), variant.load(TRAIN_IMAGES), np.asarray(variant.load(TRAIN_LABELS)),
+        variant.classes, shortcuts, per_class=args.per_class, scale=args.scale, amplify=args.amplify,
+        title=f"{spec.folder_name}: clean | perturbed" + (" | |diff|" if args.amplify else ""),
     )
     out = save_png(sheet, args.out)
     print(f"wrote {out} ({sheet.width}x{sheet.height})")

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runtime import SLOW_RUN_SECONDS, derive_seed, format_duration
+from ..runtime import SLOW_RUN_SECONDS, DistContext, derive_seed, format_duration
 from .config import EMConfig
-from .run import _Dist, _EMRun
+from .run import _EMRun
 
 #: A build whose estimate is above this many seconds needs ``allow_slow=True``.
 SLOW_LIMIT_S = SLOW_RUN_SECONDS
@@ -150,7 +150,7 @@ def probe_em(images: np.ndarray, labels: np.ndarray, config: EMConfig,
         cfg, seed=derive_seed(cfg.seed, "em-time-probe"), compile=False, train_steps=1,
         pgd_steps=PROBE_PGD_STEPS, shuffle=False, drop_last=False,
     )
-    single = _Dist(False, 0, 1)
+    single = DistContext()
 
     def probe_run(batch: int) -> _EMRun:
         sized = dataclasses.replace(base, batch_size=batch, eval_batch_size=batch)

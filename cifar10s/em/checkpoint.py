@@ -1,12 +1,9 @@
-"""Atomic, safely loadable checkpoints and the JSON-lines round log of an EM run.
+"""An EM run's work folder: its state after every round and its JSON-lines round log.
 
-A checkpoint is a ``torch.save`` of plain containers (dict / list / str / int / float / bool /
-None) and tensors only, so it loads with ``torch.load(..., weights_only=True)``: bytes from disk
-are never unpickled with the unrestricted pickler.
-
-Writes are atomic: the payload goes to a temporary file in the destination directory, is flushed
-and ``fsync``-ed, then ``os.replace``-d over the old file, and the directory is ``fsync``-ed. A
-run killed at any moment leaves either the previous or the new checkpoint, never a torn one.
+The state is a checkpoint of tensors and plain containers, written and read through
+:mod:`cifar10s.checkpoint` (atomic; ``weights_only=True``, so bytes from disk are never
+unpickled with the unrestricted pickler). A run killed at any moment leaves either the previous
+or the new state, never a torn one.
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..store import atomic_file
+from ..atomic import atomic_write_bytes
+from ..checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_NAME = "em_checkpoint.pt"
 LOG_NAME = "em_log.jsonl"
@@ -36,27 +33,19 @@ def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(fileobj)`` on a temp file next to ``path``, fsync it and rename it over ``path``."""
-    with atomic_file(path) as f:
-        write(f)
-
-
-def save_checkpoint(workdir: Path, state: dict[str, Any]) -> Path:
+def save_state(workdir: Path, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (tensors and plain containers) to ``workdir/em_checkpoint.pt``."""
     path = Path(workdir) / CHECKPOINT_NAME
-    payload = dict(state)
-    payload["format_version"] = FORMAT_VERSION
-    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    save_checkpoint({**state, "format_version": FORMAT_VERSION}, path)
     return path
 
 
-def load_checkpoint(workdir: Path) -> dict[str, Any] | None:
-    """Load ``workdir/em_checkpoint.pt`` with ``weights_only=True``; ``None`` if there is none."""
+def load_state(workdir: Path) -> dict[str, Any] | None:
+    """The state in ``workdir/em_checkpoint.pt`` (read with ``weights_only=True``); ``None`` if there is none."""
     path = Path(workdir) / CHECKPOINT_NAME
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not an EM checkpoint of format {FORMAT_VERSION}")
     return state
@@ -76,7 +65,7 @@ def rewrite_log(workdir: Path, records: list[dict[str, Any]]) -> None:
     """Atomically replace the JSON-lines log with ``records`` (used when resuming, so the log
     matches the checkpoint even if the run died between the checkpoint and the log append)."""
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    atomic_write_bytes(Path(workdir) / LOG_NAME, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_bytes(Path(workdir) / LOG_NAME, text.encode("utf-8"))
 
 
 def read_log(workdir: Path) -> list[dict[str, Any]]:

@@ -42,8 +42,8 @@ from cifar10s.em.config import RESUME_FREE_FIELDS, EMConfig
 from cifar10s.em.errors import SlowBuildError
 from cifar10s.em.progress import round_summary
 from cifar10s.em.quantize import apply_noise, quantize_noise
-from cifar10s.em.run import _determinism, _Dist, _EMRun
-from cifar10s.runtime import resolve_device
+from cifar10s.em.run import _determinism, _EMRun
+from cifar10s.runtime import DistContext, all_reduce_sum, barrier, current_context, resolve_device
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -95,15 +95,15 @@ def _check_resume(state: dict[str, Any], cfg: EMConfig, fingerprint: str, world:
                       "processes: the result will differ from an uninterrupted run", stacklevel=3)
 
 
-def _estimate(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, dev: torch.device, dd: _Dist,
+def _estimate(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, dev: torch.device, dd: DistContext,
               rounds_done: int) -> budget.EMTimeEstimate:
     """The probe's estimate of the rounds left; under torchrun the mean over ranks, so that every
     rank takes the same decision."""
     estimate = budget.measure_em_time(images, labels, cfg, dev, rounds_done=rounds_done,
-                                      world_size=dd.world)
-    if dd.enabled and dd.world > 1:
-        total = dd.all_reduce_(torch.tensor([estimate.round_seconds], dtype=torch.float64, device=dev))
-        estimate = estimate.with_round_seconds(float(total.item()) / dd.world)
+                                      world_size=dd.world_size)
+    if dd.distributed:
+        total = all_reduce_sum(torch.tensor([estimate.round_seconds], dtype=torch.float64, device=dev), dd)
+        estimate = estimate.with_round_seconds(float(total.item()) / dd.world_size)
     return estimate
 
 
@@ -134,18 +134,18 @@ def generate_em_noise(
     """
     cfg = config.resolved()
     images, labels = _check_inputs(images, labels, cfg)
-    dd = _Dist.detect()
+    dd = current_context()
     dev = resolve_device(device)
-    is_main = dd.rank == 0
+    is_main = dd.is_main
     workdir = Path(workdir) if workdir is not None else None
     fingerprint = ckpt.data_fingerprint(images, labels)
 
     with _determinism(cfg.deterministic, dev):
         run = _EMRun(images, labels, cfg, dev, dd)
         if workdir is not None:
-            state = ckpt.load_checkpoint(workdir)
+            state = ckpt.load_state(workdir)
             if state is not None:
-                _check_resume(state, cfg, fingerprint, dd.world)
+                _check_resume(state, cfg, fingerprint, dd.world_size)
                 run.load(state)
                 if is_main:
                     ckpt.rewrite_log(workdir, run.log)
@@ -193,7 +193,7 @@ def generate_em_noise(
                 if workdir is not None and is_main:
                     st = run.state()
                     st["fingerprint"] = fingerprint
-                    ckpt.save_checkpoint(workdir, st)
+                    ckpt.save_state(workdir, st)
                     ckpt.append_log(workdir, rec)
                 bar.update(1)
                 bar.set_postfix_str(f"acc {rec['eval_acc']:.4f} / target >= {target:.2f}")
@@ -203,9 +203,8 @@ def generate_em_noise(
                     on_round(dict(rec))
         finally:
             bar.close()
-            if dd.enabled and dd.world > 1:
-                with contextlib.suppress(Exception):
-                    torch.distributed.barrier()
+            with contextlib.suppress(Exception):
+                barrier(dd)
 
         eps_int = cfg.epsilon_int
         class_noise = None
@@ -222,7 +221,7 @@ def generate_em_noise(
         perturbed = apply_noise(images, noise)
         return EMResult(
             noise=noise, perturbed=perturbed, rounds=run.round, converged=run.converged,
-            log=list(run.log), config=cfg, class_noise=class_noise, world_size=dd.world,
+            log=list(run.log), config=cfg, class_noise=class_noise, world_size=dd.world_size,
             extra={"fingerprint": fingerprint, "device": str(dev)},
         )
 

@@ -11,7 +11,6 @@ __all__ = ["build_generator", "pgd_min"]
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,24 +20,7 @@ from torch import nn
 
 from cifar10s.em.config import EMConfig
 from cifar10s.models.resnet import resnet18
-from cifar10s.runtime import current_context, derive_seed
-
-
-@dataclass(frozen=True)
-class _Dist:
-    enabled: bool
-    rank: int
-    world: int
-
-    @staticmethod
-    def detect() -> _Dist:
-        ctx = current_context()
-        return _Dist(ctx.backend is not None, ctx.rank, ctx.world_size)
-
-    def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
-        if self.enabled and self.world > 1:
-            torch.distributed.all_reduce(t)
-        return t
+from cifar10s.runtime import DistContext, all_reduce_sum, derive_seed
 
 
 def _derive_seed(seed: int, *parts: object) -> int:
@@ -136,7 +118,7 @@ class _EMRun:
         labels: np.ndarray,
         config: EMConfig,
         device: torch.device,
-        dd: _Dist,
+        dd: DistContext,
     ) -> None:
         self.cfg = config
         self.dev = device
@@ -155,7 +137,7 @@ class _EMRun:
             self.delta = torch.zeros(config.num_classes, 3, 32, 32, device=device)
 
         model = build_generator(config)
-        if dd.enabled and device.type == "cuda" and config.sync_bn:
+        if dd.distributed and device.type == "cuda" and config.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(device)
         if self.channels_last:
@@ -175,7 +157,7 @@ class _EMRun:
     # --- forwards (built lazily so a checkpoint can be loaded into the raw module first)
     def _setup_forwards(self) -> None:
         train_module: nn.Module = self.model
-        if self.dd.enabled and self.dd.world > 1:
+        if self.dd.distributed:
             # BN buffers are not broadcast before each forward: they are reconciled after each
             # window instead (SyncBatchNorm keeps them equal; plain BN gets them averaged).
             import inspect
@@ -230,7 +212,7 @@ class _EMRun:
             "optimizer": self.opt.state_dict(),
             "delta": self.delta.detach().cpu(),
             "log": list(self.log),
-            "world_size": self.dd.world,
+            "world_size": self.dd.world_size,
             "torch_version": str(torch.__version__),
         }
 
@@ -276,8 +258,8 @@ class _EMRun:
                     raise ValueError("batch_size larger than the data set with drop_last=True")
             idx = batches[self.cursor]
             self.cursor += 1
-            if self.dd.world > 1:
-                idx = torch.tensor_split(idx, self.dd.world)[self.dd.rank]
+            if self.dd.world_size > 1:
+                idx = torch.tensor_split(idx, self.dd.world_size)[self.dd.rank]
             idx = idx.to(self.dev)
             y = self.y[idx]
             xb = (self._images(idx) + self._noise_for(idx)).clamp_(0.0, 1.0)
@@ -294,14 +276,14 @@ class _EMRun:
             count += len(idx)
         stats = torch.stack([loss_sum, correct, torch.tensor(float(count), device=self.dev,
                                                               dtype=torch.float64)])
-        self.dd.all_reduce_(stats)
-        if self.dd.world > 1 and not (self.dev.type == "cuda" and cfg.sync_bn):
+        all_reduce_sum(stats, self.dd)
+        if self.dd.world_size > 1 and not (self.dev.type == "cuda" and cfg.sync_bn):
             # Plain BN under DDP saw only this rank's shard: average the running statistics so every
             # rank searches the noise with the same frozen generator.
             for buf in self.model.buffers():
                 if buf.is_floating_point():
-                    self.dd.all_reduce_(buf.data)
-                    buf.data.div_(self.dd.world)
+                    all_reduce_sum(buf.data, self.dd)
+                    buf.data.div_(self.dd.world_size)
         loss_v, correct_v, count_v = stats.tolist()
         return {"train_loss": loss_v / count_v, "train_acc": correct_v / count_v}
 
@@ -316,14 +298,14 @@ class _EMRun:
         order = _order(self.n, cfg.seed, bool(cfg.shuffle), "search", self.round)
         batches = _batches(order, cfg.batch_size, bool(cfg.drop_last))
         processed = sum(len(b) for b in batches)
-        sharded = cfg.mode == "samplewise" and self.dd.world > 1
+        sharded = cfg.mode == "samplewise" and self.dd.world_size > 1
         new = torch.zeros_like(self.delta) if sharded else self.delta
         bar = tqdm(total=len(batches), desc=f"round {self.round + 1} noise search", leave=False,
                    disable=not progress, unit="batch")
         kw = dict(epsilon=self.eps, step_size=self.step, steps=int(cfg.pgd_steps), autocast=self._amp)
         try:
             for b, idx in enumerate(batches):
-                if sharded and b % self.dd.world != self.dd.rank:
+                if sharded and b % self.dd.world_size != self.dd.rank:
                     bar.update(1)
                     continue
                 idx = idx.to(self.dev)
@@ -344,7 +326,7 @@ class _EMRun:
             bar.close()
         if sharded:
             # each sample was updated by exactly one rank; the others contribute exact zeros
-            self.delta = self.dd.all_reduce_(new)
+            self.delta = all_reduce_sum(new, self.dd)
         return processed
 
     @torch.no_grad()
@@ -355,7 +337,7 @@ class _EMRun:
         loss_sum = torch.zeros((), device=self.dev, dtype=torch.float64)
         correct = torch.zeros((), device=self.dev, dtype=torch.float64)
         for b, idx in enumerate(torch.arange(self.n).split(cfg.eval_batch_size)):
-            if b % self.dd.world != self.dd.rank:
+            if b % self.dd.world_size != self.dd.rank:
                 continue
             idx = idx.to(self.dev)
             y = self.y[idx]
@@ -364,7 +346,7 @@ class _EMRun:
                 logits = self._eval_forward(xb)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum().double()
-        stats = self.dd.all_reduce_(torch.stack([loss_sum, correct]))
+        stats = all_reduce_sum(torch.stack([loss_sum, correct]), self.dd)
         loss_v, correct_v = stats.tolist()
         acc = correct_v / self.n
         return {"eval_loss": loss_v / self.n, "eval_acc": acc, "eval_error": 1.0 - acc}

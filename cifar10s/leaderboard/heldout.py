@@ -28,16 +28,8 @@ import numpy as np
 
 from .. import strict_json
 from ..constants import CIFAR10_MEMBER_MD5
-from ..store import (
-    MANIFEST,
-    TEST_IMAGES,
-    TEST_LABELS,
-    IntegrityError,
-    clean_folder,
-    load_array,
-    sha256_file,
-    verify_folder,
-)
+from ..folder import open_folder
+from ..store import MANIFEST, TEST_IMAGES, TEST_LABELS, IntegrityError, clean_folder, sha256_file
 
 __all__ = [
     "HeldOutTestSet",
@@ -110,11 +102,11 @@ class HeldOutTestSet:
     """
 
     def __init__(self, root: str | Path, *, watch: tuple[Path, ...] = ()) -> None:
-        folder = clean_folder(root)
-        manifest = verify_folder(folder, check_hashes=True)
-        images = np.ascontiguousarray(load_array(folder, TEST_IMAGES, manifest, mmap=False))
-        labels = np.asarray(load_array(folder, TEST_LABELS, manifest, mmap=False)).astype(np.int64)
-        fingerprint = manifest["source"]["fingerprint"]
+        clean = open_folder(clean_folder(root), check_hashes=True)
+        folder = clean.path
+        images = np.ascontiguousarray(clean.load(TEST_IMAGES, mmap=False))
+        labels = np.asarray(clean.load(TEST_LABELS, mmap=False)).astype(np.int64)
+        fingerprint = clean.source.fingerprint
         self.verification = verify_test_split(root, fingerprint, images, labels)
         images.setflags(write=False)
         labels.setflags(write=False)
@@ -126,12 +118,12 @@ class HeldOutTestSet:
         self._snapshot = snapshot_files(watched)
         self.provenance = {
             "folder": folder.name,
-            "manifest_sha256": sha256_file(folder / MANIFEST),
-            "test_images_sha256": manifest["files"][TEST_IMAGES]["sha256"],
-            "test_labels_sha256": manifest["files"][TEST_LABELS]["sha256"],
+            "manifest_sha256": clean.manifest_sha256(),
+            "test_images_sha256": clean.sha256(TEST_IMAGES),
+            "test_labels_sha256": clean.sha256(TEST_LABELS),
             "num_test": self.num_test,
             "source_fingerprint": fingerprint,
-            "official_cifar10": bool(manifest["source"].get("official")),
+            "official_cifar10": clean.source.official,
             "verification": dict(self.verification),
         }
 

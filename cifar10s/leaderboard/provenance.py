@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from .. import strict_json
-from ..store import MANIFEST, TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json, sha256_file, variant_folder, verify_folder
+from ..constants import DEFAULT_RECIPE
+from ..folder import open_variant
+from ..store import TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json
 from ..variants import VariantSpec
 from ..version import __version__
 from .baselines import train_set_name
@@ -58,22 +60,19 @@ def code_version() -> dict[str, Any]:
 
 def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
     """Which training data was used: variant, manifest sha256, array sha256s and source."""
-    folder = variant_folder(root, spec)
-    manifest = verify_folder(folder, check_hashes=False)
-    files = manifest["files"]
-    src = manifest["source"]
+    folder = open_variant(root, spec, check_hashes=False)
     return {
         "variant": spec.folder_name,
         "spec": spec.to_dict(),
         "paper_train_set": train_set_name(spec),
-        "manifest_sha256": sha256_file(folder / MANIFEST),
-        "train_images_sha256": files[TRAIN_IMAGES]["sha256"],
-        "train_labels_sha256": files[TRAIN_LABELS]["sha256"],
-        "num_train": int(files[TRAIN_IMAGES]["shape"][0]),
-        "source_fingerprint": src["fingerprint"],
-        "official_cifar10": bool(src.get("official")),
-        "recipe": (manifest.get("recipe") or {}).get("version"),  # None for variants without EM
-        "built_with_cifar10s": manifest.get("environment", {}).get("cifar10s"),
+        "manifest_sha256": folder.manifest_sha256(),
+        "train_images_sha256": folder.sha256(TRAIN_IMAGES),
+        "train_labels_sha256": folder.sha256(TRAIN_LABELS),
+        "num_train": folder.num_train,
+        "source_fingerprint": folder.source.fingerprint,
+        "official_cifar10": folder.source.official,
+        "recipe": (folder.manifest.get("recipe") or {}).get("version"),  # None for variants without EM
+        "built_with_cifar10s": folder.manifest.get("environment", {}).get("cifar10s"),
     }
 
 

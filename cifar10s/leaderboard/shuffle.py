@@ -35,9 +35,10 @@ from .. import __version__
 from ..constants import DATA_FORMAT_VERSION
 from ..dataset import CIFAR10S
 from ..onepixel import ShortcutSearch, apply_shortcuts
-from ..release.builders import clean_folder, load_shortcut, variant_folder
+from ..folder import open_folder
+from ..release.builders import load_shortcut, variant_folder
 from ..runtime import derive_seed
-from ..store import EVAL_IMAGES, EVAL_LABELS, MANIFEST, atomic_write_json, load_array, save_array, sha256_file, verify_folder
+from ..store import EVAL_IMAGES, EVAL_LABELS, MANIFEST, atomic_write_json, save_array
 from ..variants import VariantSpec, parse_variant
 
 __all__ = [
@@ -169,7 +170,7 @@ def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
     files = {name: save_array(out / name, array) for name, array in zip(EXPORT_FILES, shuffled)}
-    source = perturbed.manifest["source"]
+    source = perturbed.folder.source
     atomic_write_json(out / MANIFEST, {
         "format_version": DATA_FORMAT_VERSION,
         "kind": EXPORT_KIND,
@@ -179,13 +180,13 @@ def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str |
         "seed": int(seed),
         "definition": DEFINITION,
         "num_images": int(len(shuffled.labels)),
-        "classes": list(clean.manifest["classes"]),
-        "source": {"fingerprint": source.get("fingerprint"), "official": source.get("official")},
+        "classes": clean.folder.classes,
+        "source": {"fingerprint": source.fingerprint, "official": source.official},
         "made_from": {
-            "clean_manifest_sha256": sha256_file(clean_folder(root) / MANIFEST),
-            "variant_manifest_sha256": sha256_file(variant_folder(root, spec) / MANIFEST),
-            "source_fingerprint": source.get("fingerprint"),
-            "official_cifar10": source.get("official"),
+            "clean_manifest_sha256": clean.folder.manifest_sha256(),
+            "variant_manifest_sha256": perturbed.folder.manifest_sha256(),
+            "source_fingerprint": source.fingerprint,
+            "official_cifar10": source.official,
         },
         "files": files,
         "cifar10s": __version__,
@@ -196,9 +197,10 @@ def export_shuffled(root: str | Path, variant: str | VariantSpec, out_dir: str |
 def load_shuffled(folder: str | Path, *, verify: bool = True) -> tuple[ShuffledSet, dict[str, Any]]:
     """Read a folder written by :func:`export_shuffled` (sha256 of every array checked unless
     ``verify=False``); return the set and its manifest."""
-    manifest = verify_folder(folder, check_hashes=verify, layout="evaluation-set")
+    opened = open_folder(folder, check_hashes=verify, layout="evaluation-set")
+    manifest = dict(opened.manifest)
     if manifest.get("kind") != EXPORT_KIND:
         raise ValueError(f"{folder} does not hold a shuffled evaluation set (manifest kind "
                          f"{manifest.get('kind')!r}); write one with `cifar10s shuffle --export`")
-    arrays = (np.asarray(load_array(folder, name, manifest, mmap=False)) for name in EXPORT_FILES)
+    arrays = (np.asarray(opened.load(name, mmap=False)) for name in EXPORT_FILES)
     return ShuffledSet(*arrays), manifest

@@ -28,9 +28,8 @@ from torch import nn
 from .. import __version__
 from ..dataset import CIFAR10S
 from ..models import build_model
-from ..release.builders import variant_folder
 from ..runtime import derive_seed, resolve_device
-from ..store import MANIFEST, atomic_write_json, sha256_file
+from ..store import atomic_write_json
 from ..training.presets import diff_from_paper, resolve_preset
 from ..training.checkpoint import load_checkpoint
 from ..training.config import TrainConfig
@@ -110,12 +109,11 @@ def _load_weights(model: nn.Module, path: Path) -> None:
 
 
 def _provenance(ds: CIFAR10S, root: str | Path) -> dict[str, Any]:
-    source = ds.manifest["source"]
-    folder = variant_folder(root, ds.variant if ds.train else VariantSpec("clean"))  # the test split is in clean/
+    source = ds.folder.source  # the test split's folder is clean/
     return {
-        "manifest_sha256": sha256_file(folder / MANIFEST),
-        "source_fingerprint": source.get("fingerprint"),
-        "official_cifar10": bool(source.get("official")),
+        "manifest_sha256": ds.folder.manifest_sha256(),
+        "source_fingerprint": source.fingerprint,
+        "official_cifar10": source.official,
         "num_images": int(len(ds.targets)),
     }
 

@@ -13,17 +13,18 @@ import os
 import shutil
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ..folder import VariantFolder, open_folder
 from ..onepixel import ShortcutSearch, apply_shortcuts, search_shortcuts
 from ..sources.cifar10 import CIFAR10Arrays, load_cifar10, resolve_cifar10
 from ..store import (
     EM_LOG,
     EM_NOISE,
-    MANIFEST,
     SHORTCUT_FILE,
     TEST_IMAGES,
     TEST_LABELS,
@@ -38,18 +39,15 @@ from ..store import (
     environment_record,
     file_entry,
     is_complete,
-    load_array,
     publish,
     read_manifest,
     remove_stale_staging,
     save_array,
-    sha256_file,
     staging_folder,
     variant_folder,
-    verify_folder,
 )
 from ..variants import VariantSpec
-from .recipe import DEFAULT_RECIPE, Recipe, load_recipe
+from .recipe import Recipe, load_recipe
 
 #: Bump when the OPS search or its application changes output bytes (invalidates cached builds).
 OPS_ALGORITHM_VERSION = 1
@@ -83,14 +81,13 @@ def _build_clean(root: Path, src: CIFAR10Arrays, seconds_to_decode: float) -> Pa
 
 
 def _build_ops(root: Path, spec: VariantSpec, base_images: np.ndarray, labels: np.ndarray,
-               clean: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+               clean: VariantFolder, extra: dict[str, Any] | None = None) -> Path:
     """Search OPS on the clean training images and write it on top of ``base_images``."""
-    clean_images = load_array(clean_folder(root), TRAIN_IMAGES, clean)
     t0 = time.perf_counter()
     search = search_shortcuts(
-        np.asarray(clean_images), labels, pixels_per_class=spec.pixels,
+        np.asarray(clean.load(TRAIN_IMAGES)), labels, pixels_per_class=spec.pixels,
         objective=spec.objective,  # type: ignore[arg-type]
-        num_classes=len(clean["classes"]),
+        num_classes=len(clean.classes),
     )
     t_search = time.perf_counter() - t0
     perturbed = apply_shortcuts(np.asarray(base_images), labels, search)
@@ -107,8 +104,8 @@ def _build_ops(root: Path, spec: VariantSpec, base_images: np.ndarray, labels: n
             final,
             {
                 "variant": spec.to_dict(),
-                "classes": clean["classes"],
-                "source": clean["source"],
+                "classes": clean.classes,
+                "source": dict(clean.source.record),
                 "files": files,
                 "shortcut": search.to_dict(),
                 "environment": environment_record(),
@@ -118,24 +115,27 @@ def _build_ops(root: Path, spec: VariantSpec, base_images: np.ndarray, labels: n
         )
 
 
-def _up_to_date(folder: Path, source_fingerprint: str | None, inputs_key: str | None = None) -> bool:
-    """Complete, intact, well-formed, holding the variant its name says (the clean one with its test
-    split), built from this source and (if given) from these exact inputs."""
+def _up_to_date(folder: Path, source_fingerprint: str | None, inputs_key: str | None = None) -> VariantFolder | None:
+    """The folder, opened, when it is complete, intact (every sha256), well-formed, holding the
+    variant its name says (the clean one with its test split), built from this source and (if
+    given) from these exact inputs; else None."""
     if not is_complete(folder):
-        return False
+        return None
     try:
-        manifest = verify_folder(folder, check_hashes=True)
-        variant = manifest.get("variant")
+        opened = open_folder(folder, check_hashes=True)
+        variant = opened.manifest.get("variant")
         spec = VariantSpec(**variant) if isinstance(variant, dict) else None
     except (IntegrityError, TypeError, ValueError):
-        return False
+        return None
     if spec is None or spec.folder_name != folder.name:
-        return False
-    if spec.kind == "clean" and not {TEST_IMAGES, TEST_LABELS} <= set(manifest["files"]):
-        return False
-    if source_fingerprint is not None and manifest["source"]["fingerprint"] != source_fingerprint:
-        return False
-    return inputs_key is None or manifest.get("inputs_key") == inputs_key
+        return None
+    if spec.kind == "clean" and not (opened.has(TEST_IMAGES) and opened.has(TEST_LABELS)):
+        return None
+    if source_fingerprint is not None and opened.source.fingerprint != source_fingerprint:
+        return None
+    if inputs_key is not None and opened.manifest.get("inputs_key") != inputs_key:
+        return None
+    return opened
 
 
 def _key(**parts: Any) -> str:
@@ -143,31 +143,29 @@ def _key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _ops_key(spec: VariantSpec, clean: dict[str, Any], base: dict[str, Any] | None) -> str:
+def _ops_key(spec: VariantSpec, clean: VariantFolder, base: VariantFolder | None) -> str:
     return _key(
         stage="ops", algorithm=OPS_ALGORITHM_VERSION, pixels=spec.pixels, objective=spec.objective,
-        clean_train=clean["files"][TRAIN_IMAGES]["sha256"],
-        base_train=None if base is None else base["files"][TRAIN_IMAGES]["sha256"],
+        clean_train=clean.sha256(TRAIN_IMAGES), base_train=None if base is None else base.sha256(TRAIN_IMAGES),
     )
 
 
-def em_inputs_key(clean: dict[str, Any], recipe: Recipe) -> str:
+def em_inputs_key(clean: VariantFolder, recipe: Recipe) -> str:
     """What the EM stage depends on: the clean training images and the EM part of the recipe."""
-    return _key(stage="em", clean_train=clean["files"][TRAIN_IMAGES]["sha256"], em=recipe.em_key)
+    return _key(stage="em", clean_train=clean.sha256(TRAIN_IMAGES), em=recipe.em_key)
 
 
-def _em_work_key(clean: dict[str, Any], recipe: Recipe) -> str:
+def _em_work_key(clean: VariantFolder, recipe: Recipe) -> str:
     """Name of the EM checkpoint folder: like :func:`em_inputs_key` but blind to the fields a run
     may change when resumed (``max_rounds``), so a larger ``max_rounds`` continues a stopped run."""
     from ..em.config import RESUME_FREE_FIELDS
 
     em = {k: v for k, v in recipe.em.to_dict().items() if k not in RESUME_FREE_FIELDS}
-    return _key(stage="em-work", clean_train=clean["files"][TRAIN_IMAGES]["sha256"], em=em)
+    return _key(stage="em-work", clean_train=clean.sha256(TRAIN_IMAGES), em=em)
 
 
-def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
-              device: str | None, progress: bool, *, spec: VariantSpec,
-              allow_slow: bool = False, allow_unconverged: bool = False) -> Path:
+def _build_em(root: Path, clean: VariantFolder, recipe: Recipe, key: str, device: str | None, progress: bool,
+              *, allow_slow: bool = False, allow_unconverged: bool = False) -> Path:
     """Generate EM noise for the clean training set (resumable) and publish the ``em`` folder.
 
     Refuses (:class:`~cifar10s.em.SlowBuildError`, within seconds) a run the probe expects to
@@ -176,23 +174,17 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
     (:class:`~cifar10s.em.UnconvergedEMError`) unless ``allow_unconverged``; such a variant is
     then marked ``"release_grade": false``.
     """
-    from ..em import SlowBuildError, UnconvergedEMError, generate_em_noise
+    from ..em import UnconvergedEMError, generate_em_noise
     from ..em.checkpoint import read_log
 
-    clean_dir = clean_folder(root)
-    images = np.array(load_array(clean_dir, TRAIN_IMAGES, clean))  # a writable in-memory copy
-    labels = np.array(load_array(clean_dir, TRAIN_LABELS, clean))
+    images = np.array(clean.load(TRAIN_IMAGES))  # a writable in-memory copy
+    labels = np.array(clean.load(TRAIN_LABELS))
     workdir = data_dir(root) / WORK_DIR / f"em-{_em_work_key(clean, recipe)[:16]}"
     if any(r["round"] > recipe.em.max_rounds for r in read_log(workdir)):
         shutil.rmtree(workdir)  # a stopped run longer than this recipe allows: start afresh
     t0 = time.perf_counter()
-    try:
-        result = generate_em_noise(images, labels, recipe.em, device=device, workdir=workdir,
-                                   progress=progress, allow_slow=allow_slow)
-    except SlowBuildError as exc:  # the same refusal, with this build's own command line
-        recipe_arg = "" if recipe.version == DEFAULT_RECIPE else " --recipe RECIPE"
-        raise SlowBuildError(exc.estimate, limit_s=exc.limit_s, root=root,
-                             variant_args=spec.cli_args() + recipe_arg) from None
+    result = generate_em_noise(images, labels, recipe.em, device=device, workdir=workdir,
+                               progress=progress, allow_slow=allow_slow)
     seconds = time.perf_counter() - t0
     final_accuracy = result.log[-1].get("eval_acc") if result.log else None
     if not result.converged:
@@ -220,8 +212,8 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
             {
                 "variant": VariantSpec("em").to_dict(),
                 "inputs_key": key,
-                "classes": clean["classes"],
-                "source": clean["source"],
+                "classes": clean.classes,
+                "source": dict(clean.source.record),
                 "files": files,
                 "recipe": recipe.to_dict(),
                 "release_grade": bool(result.converged),
@@ -236,6 +228,28 @@ def _build_em(root: Path, clean: dict[str, Any], recipe: Recipe, key: str,
     return published
 
 
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What :func:`build_variant` did: ``status`` is ``"built"`` when this call published the
+    variant's folder, ``"cached"`` when an up-to-date one was already there (decided by the build
+    itself, not guessed from the files afterwards). ``seconds`` is the call's wall time,
+    ``timings`` the folder's recorded build timings. Path-like: ``open_folder(outcome)`` and
+    ``Path(outcome)`` give the folder."""
+
+    spec: VariantSpec
+    path: Path
+    status: Literal["built", "cached"]
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def built(self) -> bool:
+        return self.status == "built"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
 def build_variant(
     root: str | os.PathLike[str],
     spec: VariantSpec,
@@ -248,8 +262,8 @@ def build_variant(
     device: str | None = None,
     allow_slow: bool = False,
     allow_unconverged: bool = False,
-) -> Path:
-    """Build ``spec`` (and the stages it needs) under ``root``; return its folder.
+) -> BuildOutcome:
+    """Build ``spec`` (and the stages it needs) under ``root``; say what was done (:class:`BuildOutcome`).
 
     ``cifar10`` is an archive or extracted folder; without it a copy under ``root`` is used, or the
     official archive is downloaded when ``download`` is set. Stages (clean -> EM -> OPS/compose)
@@ -266,46 +280,65 @@ def build_variant(
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if cifar10 is not None and not Path(cifar10).expanduser().exists():
         load_cifar10(cifar10)  # raises SourceError saying what to pass, before anything is created
+    t0 = time.perf_counter()
     with build_lock(root):
         remove_stale_staging(root)  # safe: no other build can hold a staging folder while we hold the lock
-        clean_dir = clean_folder(root)
-        clean_ok = _up_to_date(clean_dir, None)
-        rebuild_clean = not clean_ok or (force and spec.kind == "clean")
-        if cifar10 is not None or rebuild_clean:
-            t0 = time.perf_counter()
-            src = load_cifar10(resolve_cifar10(root, cifar10, download=download, progress=progress))
-            if rebuild_clean or not _up_to_date(clean_dir, src.fingerprint):
-                _build_clean(root, src, time.perf_counter() - t0)
-        clean = verify_folder(clean_dir, check_hashes=False)
-        if spec.kind == "clean":
-            return clean_dir
-        fingerprint = clean["source"]["fingerprint"]
-        labels = np.asarray(load_array(clean_dir, TRAIN_LABELS, clean))
+        path, built = _build_stages(root, spec, cifar10=cifar10, download=download, force=force, progress=progress,
+                                    recipe=recipe, device=device, allow_slow=allow_slow,
+                                    allow_unconverged=allow_unconverged)
+        timings = open_folder(path, check_hashes=False).manifest.get("timings_s") or {}
+    return BuildOutcome(spec, path, "built" if built else "cached", time.perf_counter() - t0,
+                        {str(k): float(v) for k, v in timings.items()})
 
-        em_manifest = None
-        em_dir = variant_folder(root, VariantSpec("em"))
-        if spec.kind in ("em", "cifar10s"):
-            key = em_inputs_key(clean, recipe)
-            if (force and spec.kind == "em") or not _up_to_date(em_dir, fingerprint, key):
-                _build_em(root, clean, recipe, key, device, progress, spec=spec,
-                          allow_slow=allow_slow, allow_unconverged=allow_unconverged)
-            em_manifest = verify_folder(em_dir, check_hashes=False)
+
+def _build_stages(root: Path, spec: VariantSpec, *, cifar10: str | os.PathLike[str] | None, download: bool,
+                  force: bool, progress: bool, recipe: Recipe, device: str | None, allow_slow: bool,
+                  allow_unconverged: bool) -> tuple[Path, bool]:
+    """Every stage ``spec`` needs, each redone only when out of date (call under the build lock);
+    returns the variant's folder and whether this call published it."""
+    clean_dir = clean_folder(root)
+    rebuild_clean = _up_to_date(clean_dir, None) is None or (force and spec.kind == "clean")
+    built_clean = False
+    if cifar10 is not None or rebuild_clean:
+        t0 = time.perf_counter()
+        src = load_cifar10(resolve_cifar10(root, cifar10, download=download, progress=progress))
+        if rebuild_clean or _up_to_date(clean_dir, src.fingerprint) is None:
+            _build_clean(root, src, time.perf_counter() - t0)
+            built_clean = True
+    clean = open_folder(clean_dir, check_hashes=False)
+    if spec.kind == "clean":
+        return clean_dir, built_clean
+    fingerprint = clean.source.fingerprint
+    labels = np.asarray(clean.load(TRAIN_LABELS))
+
+    em: VariantFolder | None = None
+    em_dir = variant_folder(root, VariantSpec("em"))
+    if spec.kind in ("em", "cifar10s"):
+        key = em_inputs_key(clean, recipe)
+        em = None if force and spec.kind == "em" else _up_to_date(em_dir, fingerprint, key)
+        if em is None:
+            _build_em(root, clean, recipe, key, device, progress, allow_slow=allow_slow,
+                      allow_unconverged=allow_unconverged)
+            em = open_folder(em_dir, check_hashes=False)
             if spec.kind == "em":
-                return em_dir
+                return em_dir, True
+        elif spec.kind == "em":
+            return em_dir, False
 
-        final = variant_folder(root, spec)
-        key = _ops_key(spec, clean, em_manifest)
-        if not force and _up_to_date(final, fingerprint, key):
-            return final
-        if em_manifest is None:
-            base = load_array(clean_dir, TRAIN_IMAGES, clean)
-            extra: dict[str, Any] = {}
-        else:
-            base = load_array(em_dir, TRAIN_IMAGES, em_manifest)
-            extra = {"recipe": em_manifest["recipe"], "em": em_manifest["em"],
-                     "release_grade": bool(em_manifest.get("release_grade", em_manifest["em"]["converged"])),
-                     "em_manifest_sha256": sha256_file(em_dir / MANIFEST)}
-        return _build_ops(root, spec, base, labels, clean, {"inputs_key": key, **extra})
+    final = variant_folder(root, spec)
+    key = _ops_key(spec, clean, em)
+    if not force and _up_to_date(final, fingerprint, key) is not None:
+        return final, False
+    if em is None:
+        base = clean.load(TRAIN_IMAGES)
+        extra: dict[str, Any] = {}
+    else:
+        base = em.load(TRAIN_IMAGES)
+        record = em.manifest
+        extra = {"recipe": record["recipe"], "em": record["em"],
+                 "release_grade": bool(record.get("release_grade", record["em"]["converged"])),
+                 "em_manifest_sha256": em.manifest_sha256()}
+    return _build_ops(root, spec, base, labels, clean, {"inputs_key": key, **extra}), True
 
 
 def load_shortcut(folder: str | os.PathLike[str]) -> ShortcutSearch:

@@ -2,18 +2,16 @@
 
 Each stage is :func:`cifar10s.release.builders.build_variant`, which skips a stage whose inputs are
 unchanged and whose files verify; the report says which stages ran, which were cached, and how
-long each took.
+long each took, as the builder's :class:`~cifar10s.release.builders.BuildOutcome` says.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..store import MANIFEST, read_manifest, variant_folder
+from ..folder import open_folder
 from ..variants import VariantSpec
 from .builders import build_variant
 from .recipe import Recipe, load_recipe
@@ -51,13 +49,6 @@ def release_stages(recipe: Recipe) -> list[VariantSpec]:
     ]
 
 
-def _stamp(folder: Path) -> int | None:
-    try:
-        return (folder / MANIFEST).stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
 def rebuild(
     root: str | os.PathLike[str],
     *,
@@ -77,14 +68,9 @@ def rebuild(
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     report = RebuildReport(recipe.to_dict())
     for i, spec in enumerate(release_stages(recipe)):
-        folder = variant_folder(root, spec)
-        before = _stamp(folder)
-        t0 = time.perf_counter()
-        build_variant(root, spec, cifar10=cifar10 if i == 0 else None, download=download, force=force,
-                      progress=progress, recipe=recipe, device=device, allow_slow=allow_slow,
-                      allow_unconverged=allow_unconverged)
-        after = _stamp(folder)
-        status = "cached" if before is not None and before == after else "built"
-        report.stages.append(StageResult(spec.folder_name, status, time.perf_counter() - t0, str(folder)))
-        read_manifest(folder)  # fails loudly if a stage left something unreadable
+        outcome = build_variant(root, spec, cifar10=cifar10 if i == 0 else None, download=download, force=force,
+                                progress=progress, recipe=recipe, device=device, allow_slow=allow_slow,
+                                allow_unconverged=allow_unconverged)
+        report.stages.append(StageResult(spec.folder_name, outcome.status, outcome.seconds, str(outcome.path)))
+        open_folder(outcome.path, check_hashes=False)  # fails loudly if a stage left something unreadable
     return report

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..em import apply_noise
+from ..folder import VariantFolder, open_folder
 from ..onepixel import apply_shortcuts, search_shortcuts
 from ..store import (
     EM_NOISE,
@@ -36,8 +37,6 @@ from ..store import (
     IntegrityError,
     data_dir,
     is_complete,
-    load_array,
-    verify_folder,
 )
 from .builders import load_shortcut
 
@@ -92,9 +91,8 @@ def _folders(root: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(d.iterdir()) if is_complete(p)} if d.is_dir() else {}
 
 
-def _sha(manifest: dict[str, Any], name: str) -> str | None:
-    entry = manifest.get("files", {}).get(name)
-    return None if entry is None else entry["sha256"]
+def _sha(folder: VariantFolder, name: str) -> str | None:
+    return folder.sha256(name) if folder.has(name) else None
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray) -> str:
@@ -124,13 +122,13 @@ def verify_build(
     build, release = Path(build_root), Path(release_root)
     report = VerifyReport(str(build), str(release))
     bf, rf = _folders(build), _folders(release)
-    manifests: dict[tuple[str, str], dict[str, Any]] = {}
+    manifests: dict[tuple[str, str], VariantFolder] = {}
     for side, folders in (("build", bf), ("release", rf)):
         if not folders:
             report.add(f"{side} present", False, f"no built variants under {data_dir(build if side == 'build' else release)}")
         for name, folder in folders.items():
             try:
-                manifests[(side, name)] = verify_folder(folder, check_hashes=True)
+                manifests[(side, name)] = open_folder(folder, check_hashes=True)
                 report.add(f"{side}/{name} integrity", True, "every file matches its manifest sha256")
             except IntegrityError as exc:
                 report.add(f"{side}/{name} integrity", False, str(exc))
@@ -145,17 +143,17 @@ def verify_build(
         return report
 
     bc, rc = manifests[("build", "clean")], manifests[("release", "clean")]
-    report.add("source fingerprint", bc["source"]["fingerprint"] == rc["source"]["fingerprint"],
-               f"build {bc['source']['fingerprint'][:16]} vs release {rc['source']['fingerprint'][:16]}"
-               + ("" if rc["source"].get("official") else " (release NOT built from official CIFAR-10)"))
+    report.add("source fingerprint", bc.source.fingerprint == rc.source.fingerprint,
+               f"build {bc.source.fingerprint[:16]} vs release {rc.source.fingerprint[:16]}"
+               + ("" if rc.source.official else " (release NOT built from official CIFAR-10)"))
     for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS):
         report.add(f"clean/{name}", _sha(bc, name) == _sha(rc, name), f"sha256 {str(_sha(bc, name))[:16]} vs {str(_sha(rc, name))[:16]}")
 
-    clean_x = np.asarray(load_array(rf["clean"], TRAIN_IMAGES, rc))
-    labels = np.asarray(load_array(rf["clean"], TRAIN_LABELS, rc))
+    clean_x = np.asarray(rc.load(TRAIN_IMAGES))
+    labels = np.asarray(rc.load(TRAIN_LABELS))
     for name in shared:
         bm, rm = manifests[("build", name)], manifests[("release", name)]
-        if SHORTCUT_FILE in rm.get("files", {}):
+        if rm.has(SHORTCUT_FILE):
             b_search, r_search = load_shortcut(bf[name]), load_shortcut(rf[name])
             report.add(f"{name} OPS choice", b_search == r_search,
                        "pixels, colours and scores identical" if b_search == r_search
@@ -178,31 +176,32 @@ def verify_build(
 
 
 def _check_em(report: VerifyReport, bf: dict[str, Path], rf: dict[str, Path],
-              manifests: dict[tuple[str, str], dict[str, Any]], clean_x: np.ndarray, labels: np.ndarray,
+              manifests: dict[tuple[str, str], VariantFolder], clean_x: np.ndarray, labels: np.ndarray,
               tol: EMTolerance) -> None:
     bm, rm = manifests[("build", "em")], manifests[("release", "em")]
-    b_noise = np.asarray(load_array(bf["em"], EM_NOISE, bm))
-    r_noise = np.asarray(load_array(rf["em"], EM_NOISE, rm))
-    report.add("EM recipe", bm.get("recipe") == rm.get("recipe"),
-               f"build {bm.get('recipe', {}).get('version')} vs release {rm.get('recipe', {}).get('version')}")
+    b_noise = np.asarray(bm.load(EM_NOISE))
+    r_noise = np.asarray(rm.load(EM_NOISE))
+    b_recipe, r_recipe = bm.manifest.get("recipe", {}), rm.manifest.get("recipe", {})
+    report.add("EM recipe", b_recipe == r_recipe,
+               f"build {b_recipe.get('version')} vs release {r_recipe.get('version')}")
     # Downstream of a fixed EM: recompute from each side's own noise, compare bit for bit.
     recomposed_by_side: dict[str, np.ndarray] = {}
     for side, folders, noise in (("release", rf, r_noise), ("build", bf, b_noise)):
         m_em = manifests[(side, "em")]
-        em_x = np.asarray(load_array(folders["em"], TRAIN_IMAGES, m_em))
+        em_x = np.asarray(m_em.load(TRAIN_IMAGES))
         recomposed = recomposed_by_side[side] = apply_noise(clean_x, noise)
         report.add(f"{side}: clean + EM noise == em images", np.array_equal(recomposed, em_x),
                    _first_difference(recomposed, em_x))
         if "cifar10s" in folders:
             m_s = manifests[(side, "cifar10s")]
             composed = apply_shortcuts(recomposed, labels, load_shortcut(folders["cifar10s"]))
-            s_x = np.asarray(load_array(folders["cifar10s"], TRAIN_IMAGES, m_s))
+            s_x = np.asarray(m_s.load(TRAIN_IMAGES))
             report.add(f"{side}: OPS on EM images == cifar10s images", np.array_equal(composed, s_x),
                        _first_difference(composed, s_x))
     if "cifar10s" in bf and "cifar10s" in rf:
         # With the release's EM fixed, the build's pipeline must give the release's bytes.
         composed = apply_shortcuts(recomposed_by_side["release"], labels, load_shortcut(bf["cifar10s"]))
-        r_s = np.asarray(load_array(rf["cifar10s"], TRAIN_IMAGES, manifests[("release", "cifar10s")]))
+        r_s = np.asarray(manifests[("release", "cifar10s")].load(TRAIN_IMAGES))
         report.add("build pipeline on release EM == release cifar10s", np.array_equal(composed, r_s),
                    _first_difference(composed, r_s))
     if b_noise.shape != r_noise.shape:
@@ -217,19 +216,19 @@ def _check_em(report: VerifyReport, bf: dict[str, Path], rf: dict[str, Path],
                + ("; bit-identical" if same == 1.0 else ""), "tolerance")
 
 
-def _check_effect(report: VerifyReport, bf: dict[str, Path], manifests: dict[tuple[str, str], dict[str, Any]],
+def _check_effect(report: VerifyReport, bf: dict[str, Path], manifests: dict[tuple[str, str], VariantFolder],
                   epochs: int, max_accuracy: float | None, device: str | None) -> None:
     from .effect import train_and_test
 
     clean_m, s_m = manifests[("build", "clean")], manifests[("build", "cifar10s")]
-    test_x = load_array(bf["clean"], TEST_IMAGES, clean_m)
-    test_y = np.asarray(load_array(bf["clean"], TEST_LABELS, clean_m))
-    labels = np.asarray(load_array(bf["cifar10s"], TRAIN_LABELS, s_m))
-    acc = train_and_test(load_array(bf["cifar10s"], TRAIN_IMAGES, s_m), labels, test_x, test_y,
+    test_x = clean_m.load(TEST_IMAGES)
+    test_y = np.asarray(clean_m.load(TEST_LABELS))
+    labels = np.asarray(s_m.load(TRAIN_LABELS))
+    acc = train_and_test(s_m.load(TRAIN_IMAGES), labels, test_x, test_y,
                          epochs=epochs, device=device)
     if max_accuracy is None:
-        clean_acc = train_and_test(load_array(bf["clean"], TRAIN_IMAGES, clean_m),
-                                   np.asarray(load_array(bf["clean"], TRAIN_LABELS, clean_m)), test_x, test_y,
+        clean_acc = train_and_test(clean_m.load(TRAIN_IMAGES),
+                                   np.asarray(clean_m.load(TRAIN_LABELS)), test_x, test_y,
                                    epochs=epochs, device=device)
         max_accuracy = clean_acc - 0.15
         basis = f"clean-trained {clean_acc:.3f} - 0.15"

@@ -1,13 +1,14 @@
-"""Training checkpoints: written atomically, read without executing code, resumed only if compatible."""
+"""Training checkpoints: their file names and format, and whether one may be resumed.
+
+Writing and reading the files is :mod:`cifar10s.checkpoint`'s (atomic, ``weights_only``); the
+names are re-exported here for the loop and for older imports.
+"""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import torch
-
-from ..store import atomic_file
+from ..checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -18,6 +19,7 @@ __all__ = [
     "atomic_save",
     "check_resume_compatible",
     "load_checkpoint",
+    "save_checkpoint",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -29,16 +31,8 @@ MODEL_NAME = "model.pt"
 CHECKPOINT_FORMAT = 2
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` through :func:`cifar10s.store.atomic_file` (temp file, fsync, rename)."""
-    with atomic_file(path) as f:
-        torch.save(obj, f)
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`~cifar10s.training.trainer.train` (``weights_only=True``:
-    tensors and plain containers only, no code is executed)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+#: The former name of :func:`cifar10s.checkpoint.save_checkpoint` (same arguments: object, path).
+atomic_save = save_checkpoint
 
 
 def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], free: frozenset[str]) -> None:

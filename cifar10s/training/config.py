@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..checks import check_type
-from ..store import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .adversarial import AdversarialConfig
 
 __all__ = [

@@ -27,12 +27,10 @@ a per-rank generator seeded from (seed, epoch, rank).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.distributed as tdist
 
-from ..runtime import DistContext
+# the collectives live in runtime.py (EM generation uses them too); re-exported for the loop
+from ..runtime import all_reduce_sum, barrier, broadcast_object
 
 __all__ = ["all_reduce_sum", "barrier", "broadcast_object", "shard_indices"]
 
@@ -52,24 +50,3 @@ def shard_indices(perm: torch.Tensor, rank: int, world_size: int) -> torch.Tenso
         reps = -(-(total - n) // n)
         perm = torch.cat([perm, perm.repeat(reps)[: total - n]])
     return perm[rank:total:world_size]
-
-
-def all_reduce_sum(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """Sum ``t`` over ranks in place (no-op in a single process). Returns ``t``."""
-    if ctx.distributed:
-        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
-    return t
-
-
-def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank."""
-    if not ctx.distributed:
-        return obj
-    box = [obj]
-    tdist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.distributed:
-        tdist.barrier()

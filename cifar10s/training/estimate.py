@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SlowRunError
 from ..runtime import SLOW_RUN_SECONDS, derive_seed
 from .adversarial import pgd_linf
 from .config import TrainConfig
@@ -23,10 +24,8 @@ from .evaluation import autocast
 __all__ = ["SLOW_SECONDS", "SlowRunError", "TrainingEstimate", "estimate_training"]
 
 SLOW_SECONDS = SLOW_RUN_SECONDS
-
-
-class SlowRunError(RuntimeError):
-    """The run would take longer than :data:`SLOW_SECONDS` here; the message says what to do."""
+# SlowRunError (the run would take longer than SLOW_SECONDS here) is cifar10s.errors.SlowRunError,
+# re-exported: an EM build's refusal (cifar10s.em.SlowBuildError) is the same class, specialised.
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from .checkpoint import (
     MODEL_NAME,
     RESULT_NAME,
     THETA0_NAME,
-    atomic_save,
     check_resume_compatible,
     load_checkpoint,
+    save_checkpoint,
 )
 from .data import prepare_training_data, split_for_attack
 from .config import RESUME_FREE_FIELDS, EpochRecord, HookError, TrainConfig, TrainingHooks, TrainResult
@@ -200,7 +200,7 @@ def _resume(run: _Run, workdir: Path | None) -> None:
     ckpt_path, theta0_path = workdir / CHECKPOINT_NAME, workdir / THETA0_NAME
     if not ckpt_path.exists():
         if run.ctx.is_main:
-            atomic_save({k: v.cpu() for k, v in run.theta0.items()}, theta0_path)
+            save_checkpoint({k: v.cpu() for k, v in run.theta0.items()}, theta0_path)
         return
     ckpt = load_checkpoint(ckpt_path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -230,7 +230,7 @@ def _checkpoint(run: _Run, workdir: Path, epoch: int, elapsed: float) -> None:
     """Everything needed to continue after ``epoch`` (1-based), written by rank 0."""
     if run.ctx.is_main:
         cuda = run.device.type == "cuda"
-        atomic_save({
+        save_checkpoint({
             "format": CHECKPOINT_FORMAT,
             "epoch": epoch,
             "config": run.config.to_dict(),
@@ -436,7 +436,7 @@ def train(
     result = _make_result(run, completed and len(run.records) == config.epochs, elapsed())
     if wd is not None and ctx.is_main:
         if result.completed:
-            atomic_save(run.raw.state_dict(), wd / MODEL_NAME)
+            save_checkpoint(run.raw.state_dict(), wd / MODEL_NAME)
         result.save(wd / RESULT_NAME)
     barrier(ctx)
     return result
