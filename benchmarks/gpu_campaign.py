@@ -9,7 +9,8 @@ Run it, phase by phase, whenever a GPU is available (see the README, "When a GPU
 Phases, in order of value:
 
 1. ``smoke``: versions and GPU; the CUDA-only tests; one batch of every model x Table 4 method on
-   the GPU in bf16 + channels-last, with and without ``torch.compile``.
+   the GPU in bf16 + channels-last, with and without ``torch.compile``; one tiny score with its
+   children in the bubblewrap sandbox (NVIDIA device nodes bound).
 2. ``speed``: ResNet-18 training img/s (standard and PGD-10 AT), our on-device loop against a
    plain DataLoader + PIL loop on the same model and batch, side by side; EM seconds per round of
    the full v1 recipe on 50,000 images (the subset tiled) and the projected total; OPS search
@@ -168,11 +169,52 @@ def phase_smoke(s: Settings) -> tuple[dict[str, Any], list[str]]:
                     continue  # compile once per model: the methods change the data, not the graph
                 runs.append(_one_batch(name, method, compiled, images, labels, s))
     ok = sum(r["ok"] for r in runs)
+    boxed = _sandboxed_score(s)
     lines = [f"CUDA-only tests: {tests['summary']}", "",
+             f"sandboxed one-batch score on {s.device}: " + ("ok, " + json.dumps(boxed.get("sandbox"))
+                                                             if boxed["ok"] else f"FAILED: {boxed['error']}"), "",
              f"one batch of every model x method ({len(runs)} runs, bf16 + channels-last on CUDA): "
              f"{ok} ok, {len(runs) - ok} failed", ""]
     lines += [f"- FAILED {r['model']} {r['method']} compile={r['compile']}: {r['error']}" for r in runs if not r["ok"]]
-    return {"cuda_tests": tests, "one_batch": runs}, lines
+    return {"cuda_tests": tests, "one_batch": runs, "sandboxed_score": boxed}, lines
+
+
+SANDBOX_PROBE_NET = """
+import torch
+from torch import nn
+
+def build_model(num_classes):
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, num_classes))
+"""
+
+
+def _sandboxed_score(s: Settings) -> dict[str, Any]:
+    """Score a tiny entry-point submission for one batch on the clean set, its children in the
+    bubblewrap sandbox (on CUDA: with the NVIDIA device nodes bound); every failure is recorded."""
+    import tempfile
+
+    from cifar10s.leaderboard.scoring import score_submission
+
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"ok": False}
+    try:
+        build_variant(s.root, VariantSpec("clean"), cifar10=s.data, progress=False)
+        with tempfile.TemporaryDirectory(prefix="campaign-sandbox-") as tmp:
+            folder = Path(tmp) / "probe"
+            folder.mkdir()
+            (folder / "submission.json").write_text(json.dumps({
+                "name": "sandbox probe", "authors": ["campaign"], "link": "https://example.org", "entry": "m.py"}))
+            (folder / "m.py").write_text(SANDBOX_PROBE_NET)
+            res = score_submission(folder, s.root, variant="clean", preset="cpu-smoke", seeds=[0], device=s.device,
+                                   overrides={"epochs": 1, "train_subset": 64, "eval_subset": 64, "batch_size": 64},
+                                   time_limit_s=300, log=None, sandbox=True)
+        rec.update(ok=True, device=res["device"], final_test_acc=res["per_seed"][0]["final_test_acc"],
+                   sandbox=res["sandbox"])
+    except Exception as exc:  # noqa: BLE001 - recorded: the first lent GPU says whether the sandbox runs there
+        rec.update(error=f"{type(exc).__name__}: {exc}"[:1000])
+    rec["seconds"] = round(time.perf_counter() - t0, 2)
+    return rec
 
 
 def _cuda_tests(s: Settings) -> dict[str, Any]:

@@ -57,3 +57,16 @@ def clean_test_split(root: Path) -> tuple[np.ndarray, np.ndarray]:
 def image_hash(image_hwc_u8: np.ndarray) -> str:
     """The per-image key the attack and walker submissions use (sha1 of the HWC uint8 bytes)."""
     return hashlib.sha1(np.ascontiguousarray(image_hwc_u8).tobytes()).hexdigest()[:16]
+
+
+def sandbox_with(*writable: Path):
+    """The scorer's sandbox with extra writable folders (an attack's log folder, so a test can tell
+    "it ran and found nothing" from "it never ran"); False (no sandbox) where bubblewrap cannot run
+    here, for the tests of the defences that hold without it. tests/test_sandbox.py covers the
+    sandbox itself and skips, with the reason, where it cannot run."""
+    from cifar10s.leaderboard.sandbox import SandboxUnavailable, detect
+
+    try:
+        return detect(writable=writable)
+    except SandboxUnavailable:
+        return False

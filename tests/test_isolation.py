@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash, write_submission
+from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash, sandbox_with, write_submission
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
@@ -41,11 +41,12 @@ import torch
 from torch import nn
 
 LOG = {log!r}
+TOKEN = os.urandom(8).hex()  # PIDs repeat across sandboxes (each child is PID 2 of its own)
 STATE = {{"pid": os.getpid(), "eval_calls": 0, "eval_images": 0, "hits": 0, "table": 0}}
 TABLE = {{}}
 
 def log():
-    with open(os.path.join(LOG, f"{{os.getpid()}}.json"), "w") as f:
+    with open(os.path.join(LOG, f"{{os.getpid()}}-{{TOKEN}}.json"), "w") as f:
         json.dump(STATE, f)
 
 def key(img_hwc_u8):
@@ -197,6 +198,8 @@ def read_logs(logs: Path) -> list[dict]:
 
 
 def score_quick(folder: Path, root: Path, out: Path, variant: str = "ops", **kw):
+    """Score in the sandbox, with the attack's log folder (beside the submission) writable."""
+    kw.setdefault("sandbox", sandbox_with(*folder.parent.glob(f"{folder.name}-logs")))
     return score_submission(folder, root, variant=variant, preset="cpu-smoke", seeds=[0], device="cpu",
                             out=out, overrides=dict(QUICK), log=kw.pop("log", None), **kw)
 
@@ -261,6 +264,8 @@ def test_the_walkers_find_labels_that_are_there(tmp_path, built_root):
 
 
 def test_tampered_test_labels_are_detected_and_no_result_is_written(tmp_path, built_root, one_thread):
+    """Without the sandbox (which hides the data root: tests/test_sandbox.py), a child that finds
+    the data folder and rewrites the labels and their manifest is still caught by the pins."""
     from cifar10s.dataset import CIFAR10S
 
     root = tmp_path / "root"
@@ -268,7 +273,7 @@ def test_tampered_test_labels_are_detected_and_no_result_is_written(tmp_path, bu
     folder, logs = attack_submission(tmp_path, "tamperer", TAMPERER, root=str(root))
     out = tmp_path / "out"
     with pytest.raises(IntegrityError, match="changed while the submission was being scored"):
-        score_quick(folder, root, out)
+        score_quick(folder, root, out, sandbox=False)
     assert not list(out.glob("*.json"))
     states = read_logs(logs)
     assert any(s.get("tampered") for s in states)
@@ -290,7 +295,7 @@ def test_tampered_test_labels_are_detected_and_no_result_is_written(tmp_path, bu
     honest = write_submission(tmp_path / "honest", {**META, "entry": "m.py"},
                               {"m.py": TINY_NET + f"\nopen({str(honest_logs / 'ran')!r}, 'w').close()\n"})
     with pytest.raises(IntegrityError, match="differs from the values pinned"):
-        score_quick(honest, root, out)
+        score_quick(honest, root, out, sandbox=False)
     assert not list(out.glob("*.json")) and not (honest_logs / "ran").exists()
 
 
@@ -367,6 +372,8 @@ def test_exit_zero_without_a_report_fails(tmp_path, built_root, capsys, one_thre
 
 
 def test_a_hanging_entry_is_killed_with_its_process_group(tmp_path):
+    """Without the sandbox, the child's process group is killed (tests/test_sandbox.py: with it,
+    its whole PID namespace)."""
     pid_file = tmp_path / "grandchild.pid"
     folder = write_submission(tmp_path / "hang", {**META, "entry": "m.py"}, {"m.py": f"""
         import subprocess, time
@@ -377,7 +384,7 @@ def test_a_hanging_entry_is_killed_with_its_process_group(tmp_path):
     limit = 6
     t0 = time.monotonic()
     with pytest.raises(WorkerFailed, match=f"time limit of {limit} s; its process group was killed"):
-        validate_submission(folder, time_limit_s=limit)
+        validate_submission(folder, time_limit_s=limit, sandbox=False)
     assert time.monotonic() - t0 < limit + 30
     if pid_file.exists():  # the child got as far as the entry: what it started is gone too
         pid = int(pid_file.read_text())

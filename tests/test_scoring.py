@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from leaderboard_kit import META, TINY_NET, clean_test_split, image_hash, write_submission
+from leaderboard_kit import META, TINY_NET, clean_test_split, image_hash, sandbox_with, write_submission
 from safetensors.torch import load_file
 
 from cifar10s.leaderboard import ScoringInterrupted, score_submission, validate_submission
@@ -34,13 +34,14 @@ import torch.nn.functional as F
 from torch import nn
 
 LOG = {log!r}
+TOKEN = os.urandom(8).hex()  # PIDs repeat across sandboxes (each child is PID 2 of its own)
 PKG = str(Path(__import__("cifar10s").__file__).resolve().parent)
 FOUND = {{"ARGS": [], "STACK": [], "ARGS_IMAGES": [], "STACK_IMAGES": [], "STRINGS": [],
           "CALLS": {{"forward_eval": 0, "forward_train": 0, "preprocess": 0, "train_step": 0, "make_optimizer": 0}}}}
 SEEN = set()
 
 def save():
-    with open(os.path.join(LOG, f"{{os.getpid()}}.json"), "w") as f:
+    with open(os.path.join(LOG, f"{{os.getpid()}}-{{TOKEN}}.json"), "w") as f:
         json.dump(FOUND, f)
 
 def record(a, where):
@@ -184,7 +185,8 @@ def test_submission_cannot_reach_test_labels(tmp_path, built_root, custom_loop, 
     source = (HOSTILE_CUSTOM if custom_loop else HOSTILE).format(log=str(logs))
     folder = write_submission(tmp_path / "hostile", {**META, "entry": "hostile.py"}, {"hostile.py": source})
     result = score_submission(folder, built_root, variant="ops", preset="cpu-smoke", seeds=[0], device="cpu",
-                              out=tmp_path / "out", overrides={"epochs": 1, "train_subset": 256}, log=None)
+                              out=tmp_path / "out", overrides={"epochs": 1, "train_subset": 256}, log=None,
+                              sandbox=sandbox_with(logs))
     assert result["submission"]["custom_loop"] is custom_loop
     found = _merge(logs)
     calls = found["CALLS"]

@@ -18,11 +18,24 @@ DEFAULT_SITE = Path("leaderboard/site")
 DEFAULT_TRUSTED = Path("leaderboard/trusted-keys")
 
 
+def _sandbox(args: argparse.Namespace) -> Any:
+    """The sandbox the command's children run in: detected (or refused) once, or none with --no-sandbox."""
+    from ..leaderboard.sandbox import Limits, detect
+
+    if args.no_sandbox:
+        print("warning: --no-sandbox: submission code runs without the operating-system sandbox; "
+              "the result records \"sandbox\": \"none\"", file=sys.stderr)
+        return False
+    return detect(limits=Limits.parse(args.limit))
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..leaderboard.submission import validate_submission
 
+    box = _sandbox(args)
     for folder in args.submissions:
-        sub = validate_submission(folder, check_model=not args.no_model_check, time_limit_s=args.time_limit)
+        sub = validate_submission(folder, check_model=not args.no_model_check, time_limit_s=args.time_limit,
+                                  sandbox=box)
         what = f"model {sub.model}" if sub.model else f"entry {sub.entry}"
         hooks = ", ".join(h for h in ("preprocess", "make_optimizer", "train_step") if h in (sub.hooks or ()))
         print(f"ok: {folder}: {sub.name!r} by {', '.join(sub.authors)}; {what}, method {sub.method}"
@@ -36,7 +49,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     score_submission(
         args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
         out=args.out, workdir=args.workdir, overrides=parse_sets(args.set), progress=not args.quiet,
-        time_limit_s=args.time_limit, allow_slow=args.allow_slow,
+        time_limit_s=args.time_limit, allow_slow=args.allow_slow, sandbox=_sandbox(args),
     )
     return 0
 
@@ -128,6 +141,14 @@ def add_training_args(p: argparse.ArgumentParser, *, default_variant: str) -> No
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_sandbox_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submission code without the bubblewrap sandbox (results record \"sandbox\": \"none\")")
+    p.add_argument("--limit", action="append", metavar="NAME=VALUE",
+                   help="a resource limit of each sandboxed child, e.g. --limit address_space=16G, --limit "
+                        "processes=none (names: address_space, cpu_per_wall_second, file_size, open_files, processes)")
+
+
 def register(sub: Any) -> None:
     for name, summary in (("score", "validate, train and score a submission folder"), ("submit", "same as score")):
         p = add_command(sub, name, summary,
@@ -144,6 +165,7 @@ def register(sub: Any) -> None:
         p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                        help="the most seconds any one child process (inspect, train a seed, evaluate) may run; "
                             "default 10 minutes, 72 hours and 2 hours")
+        add_sandbox_args(p)
         p.set_defaults(func=cmd_score)
 
     p = add_command(sub, "validate", "check submission folders without training",
@@ -154,6 +176,7 @@ def register(sub: Any) -> None:
     p.add_argument("--no-model-check", action="store_true", help="do not build the model and run a dummy batch")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                    help="the most seconds the child process that imports the entry may run; default 600")
+    add_sandbox_args(p)
     p.set_defaults(func=cmd_validate)
 
     p = add_command(sub, "leaderboard", "render results as Markdown and a static HTML page",

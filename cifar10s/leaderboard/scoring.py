@@ -50,6 +50,7 @@ from .integrity import integrity_lines, integrity_record
 from .provenance import STD_DEFINITION, code_version, dataset_provenance, environment, stamp_workdir, summary
 from .result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
 from .runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
+from .sandbox import Sandbox, resolve_sandbox
 from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
 from .signing import load_signing_key
 from .submission import Submission, inspect_submission, load_submission
@@ -68,7 +69,7 @@ BEST_EPOCH_SELECTION = ("the epoch with the highest accuracy on the per-epoch te
                         "set, so optimistic; the leaderboard's score is final_test_acc")
 ISOLATION = ("submission code ran only in child processes (python -I -B, new session, minimal environment, "
              "scratch working folder) that held no test labels; every accuracy was computed by the scoring "
-             "process from returned logits")
+             "process from returned logits; 'sandbox' says which operating-system sandbox those children ran in")
 
 
 def result_stem(sub: Submission, spec: VariantSpec, preset: str) -> str:
@@ -97,10 +98,11 @@ def _work_root(root: Path, out_dir: Path | None, workdir: str | Path | None, ste
 
 
 def _child_settings(dev: torch.device, root: Path, given: str | Path, time_limit_s: float | None,
-                    progress: bool) -> ChildSettings:
+                    progress: bool, sandbox: Sandbox | None) -> ChildSettings:
     forbidden = {str(root), str(Path(given).expanduser().absolute())}
     return ChildSettings(
         device=str(dev), threads=torch.get_num_threads(), progress=progress, forbidden=tuple(sorted(forbidden)),
+        sandbox=sandbox,
         train_limit_s=DEFAULT_TRAIN_LIMIT_S if time_limit_s is None else time_limit_s,
         predict_limit_s=DEFAULT_PREDICT_LIMIT_S if time_limit_s is None else time_limit_s,
     )
@@ -122,6 +124,7 @@ def score_submission(
     stop_after_epoch: int | None = None,
     allow_slow: bool = False,
     signing_key: str | Path | None = None,
+    sandbox: bool | Sandbox = True,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Check, train (one child per seed) and score a submission; return (and write) its result.
@@ -143,6 +146,10 @@ def score_submission(
       CPU raises :class:`~cifar10s.training.estimate.SlowRunError` unless this is set.
     * ``signing_key``: the private key file that signs the result (default: this installation's,
       :func:`.signing.default_key_path`, created on first use); read before anything runs.
+    * ``sandbox``: True (default) runs every child in the operating-system sandbox
+      (:mod:`.sandbox`) and raises :class:`~.sandbox.SandboxUnavailable` before anything else
+      where it cannot start; False runs them without one and the result records
+      ``"sandbox": "none"``; a :class:`~.sandbox.Sandbox` is used as given.
 
     Raises :class:`~.submission.SubmissionError` (the submission is at fault),
     :class:`~.runner.WorkerFailed` (a child died, hung or returned malformed output) or
@@ -154,6 +161,7 @@ def score_submission(
 
     t_start = time.perf_counter()
     say = log or (lambda _msg: None)
+    box = resolve_sandbox(sandbox)  # no sandbox, no run (unless asked for none)
     sub = submission if isinstance(submission, Submission) else load_submission(submission)
     spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
     preset = preset.strip().lower()
@@ -170,7 +178,7 @@ def score_submission(
     out_dir = Path(out) if out is not None else None
     stem = result_stem(sub, spec, preset)
     work_root = _work_root(root_path, out_dir, workdir, stem)
-    settings = _child_settings(dev, root_path, root, time_limit_s, progress)
+    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box)
     key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
 
     # the data, verified, in this process before any submission code runs
@@ -195,7 +203,7 @@ def score_submission(
             "test_manifest_sha256": test.provenance["manifest_sha256"], "_eval_order": secrets.randbits(63),
         }) for seed in seeds}
         if not sub.inspected:
-            sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=time_limit_s)
+            sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=time_limit_s, sandbox=box)
             test.check_unchanged()  # after every child: stop as soon as the data folders were touched
         configs = {s: resolve_config(sub, preset, s, overrides) for s in seeds}
         first = configs[seeds[0]]
@@ -244,7 +252,7 @@ def score_submission(
               "final_images": test.num_test, "flipped_images": test.num_test,
               "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
         isolation=ISOLATION,
-        sandbox=SANDBOX_NONE,  # the children run in no OS sandbox (yet): the board shows this apart, unranked
+        sandbox=box.describe() if box is not None else SANDBOX_NONE,
         integrity=integrity,
         per_seed=per_seed,
         summary={

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..store import sha256_file
 from .heldout import HeldOutTestSet
+from .inert import inert_text
 from .record import Submission
 from .runner import WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
+from .sandbox import Sandbox
 
 __all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
 
@@ -29,8 +31,8 @@ class ScoringInterrupted(RuntimeError):
 
 @dataclass(frozen=True)
 class ChildSettings:
-    """How children run: device, CPU threads, time limits (seconds, None: none), and the paths
-    that no variable of their environment may name."""
+    """How children run: device, CPU threads, time limits (seconds, None: none), the paths
+    that no variable of their environment may name, and the sandbox (None: none)."""
 
     device: str
     threads: int | None
@@ -38,6 +40,7 @@ class ChildSettings:
     predict_limit_s: float | None
     forbidden: tuple[str, ...] = ()
     progress: bool = False
+    sandbox: Sandbox | None = None
 
 
 def _eval_order(test: HeldOutTestSet, eval_subset: int | None, order_seed: int) -> np.ndarray:
@@ -54,7 +57,7 @@ def _number(value: Any, what: str, *, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WorkerFailed(f"malformed training report: {what} is {value!r}")
+        raise WorkerFailed(f"malformed training report: {what} is {inert_text(repr(value))[:200]}")
     return value
 
 
@@ -95,7 +98,8 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
     seed = config.seed
     label = f"training seed {seed}"
     order = _eval_order(test, config.eval_subset, int(stamp["_eval_order"]))
-    with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads) as run:
+    with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads,
+                   sandbox=settings.sandbox) as run:
         job = {
             "config": config.to_dict(),
             "workdir": str(wd.resolve()),
@@ -105,7 +109,7 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
             "stop_after_epoch": stop_after_epoch,
         }
         report = run.run("train", job, time_limit_s=settings.train_limit_s, device=settings.device,
-                         progress=settings.progress)
+                         progress=settings.progress, writable=[wd.resolve()])
     result, records = _records(report, config.epochs, label)
     for r in records:
         if r["evaluated"]:
@@ -132,7 +136,7 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
         "param_count": _number(result.get("param_count"), "param_count"),
         "train_time_s": _number(result.get("total_time"), "total_time", allow_none=False),
         "resumed_from_epoch": _number(result.get("resumed_from_epoch"), "resumed_from_epoch"),
-        "device": str(result.get("device", settings.device))[:200],
+        "device": inert_text(str(result.get("device", settings.device)))[:200],
         "precision": _precision(result.get("precision")),
         "records": records,
         "workdir": str(wd),
@@ -144,8 +148,8 @@ def _precision(raw: Any) -> dict[str, Any]:
     """The numerics the child reports it trained with (bf16 autocast, TF32, channels-last, compile)."""
     keys = {"autocast": (str, type(None)), "tf32": (bool,), "channels_last": (bool,), "compiled": (bool,)}
     if not isinstance(raw, dict) or set(raw) != set(keys) or not all(isinstance(raw[k], keys[k]) for k in keys):
-        raise WorkerFailed(f"the training child reported a malformed precision record: {str(raw)[:200]}")
-    return {k: raw[k] if not isinstance(raw[k], str) else raw[k][:20] for k in keys}
+        raise WorkerFailed(f"the training child reported a malformed precision record: {inert_text(str(raw))[:200]}")
+    return {k: raw[k] if not isinstance(raw[k], str) else inert_text(raw[k])[:20] for k in keys}
 
 
 def evaluate_seeds(sub: Submission, per_seed: list[dict[str, Any]], config: Any, test: HeldOutTestSet,
@@ -154,7 +158,8 @@ def evaluate_seeds(sub: Submission, per_seed: list[dict[str, Any]], config: Any,
     shuffled together); fills ``final_test_acc``, ``flipped_test_acc`` and ``flip_gap`` in place."""
     images, order = test.final_eval_images()
     label = "evaluating the trained models"
-    with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads) as run:
+    with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads,
+                   sandbox=settings.sandbox) as run:
         models = []
         for p in per_seed:
             src = Path(p["workdir"]) / WEIGHTS_NAME

@@ -309,18 +309,19 @@ def load_submission(folder: str | Path) -> Submission:
 
 
 def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_s: float | None = None,
-                       forbidden: list[str] | None = None) -> Submission:
+                       forbidden: list[str] | None = None, sandbox: Any = None) -> Submission:
     """Import the entry (or look up the registered model) in a child process and check its report.
 
     With ``check_model`` the child also builds the model and runs a dummy batch. Returns ``sub``
     with ``hooks`` (the names found) and the resolved ``method``; raises :class:`SubmissionError`
     listing the problems, or :class:`~.runner.WorkerFailed` when the child fails or its report
     is malformed. ``time_limit_s`` defaults to :data:`~.runner.DEFAULT_INSPECT_LIMIT_S`.
+    ``sandbox``: a :class:`~.sandbox.Sandbox` the child runs in (None: a plain child process).
     """
     from .runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
 
     limit = DEFAULT_INSPECT_LIMIT_S if time_limit_s is None else time_limit_s
-    with WorkerRun(sub, label=f"inspecting {sub.folder}", forbidden=forbidden, threads=1) as run:
+    with WorkerRun(sub, label=f"inspecting {sub.folder}", forbidden=forbidden, threads=1, sandbox=sandbox) as run:
         report = run.run("inspect", {"check_model": bool(check_model)}, time_limit_s=limit, device="cpu")
     hooks, method = report.get("hooks"), report.get("training_method")
     if (not isinstance(hooks, list) or not set(hooks) <= set(HOOK_NAMES)
@@ -335,7 +336,15 @@ def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_
 
 
 def validate_submission(folder: str | Path | Submission, *, check_model: bool = True,
-                        time_limit_s: float | None = None) -> Submission:
-    """:func:`load_submission`, then :func:`inspect_submission`: everything short of training."""
+                        time_limit_s: float | None = None, sandbox: Any = True) -> Submission:
+    """:func:`load_submission`, then :func:`inspect_submission`: everything short of training.
+
+    ``sandbox``: True (default) runs the child in the sandbox and raises
+    :class:`~.sandbox.SandboxUnavailable` where it cannot start; False runs it without; a
+    :class:`~.sandbox.Sandbox` is used as given.
+    """
+    from .sandbox import resolve_sandbox
+
+    box = resolve_sandbox(sandbox)
     sub = folder if isinstance(folder, Submission) else load_submission(folder)
-    return inspect_submission(sub, check_model=check_model, time_limit_s=time_limit_s)
+    return inspect_submission(sub, check_model=check_model, time_limit_s=time_limit_s, sandbox=box)
