@@ -249,6 +249,13 @@ class BuildOutcome:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    # build_variant returned the folder's Path before it returned an outcome: keep that use working
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str | os.PathLike[str]) -> Path:
+        return self.path / name
+
 
 def build_variant(
     root: str | os.PathLike[str],
