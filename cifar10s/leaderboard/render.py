@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ..store import atomic_write_bytes
+from .curve_plot import curves_html, write_curve_pngs
+from .curves import build_charts, with_chance_notes
 from .results import Entry, MalformedResult, checked_entries, clean_text, http_url, load_results, parse_result
 
 __all__ = [
@@ -235,6 +237,7 @@ def _md_link(label: str, url: str) -> str:
 def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
     """A Markdown leaderboard: comparable and non-comparable parts, one table per training set."""
     rows, skipped = checked_entries(results, skipped)
+    rows = with_chance_notes(rows, results)
     lines = ["# CIFAR-10-S leaderboard", "", re.sub(r"</?[bi]>", "", _INTRO), ""]
     if not rows:
         lines += ["_No results yet._", ""]
@@ -501,6 +504,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
 
     esc = html.escape
     rows, skipped = checked_entries(results, skipped)
+    rows = with_chance_notes(rows, results)
     csp = (f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; "
            "base-uri 'none'; form-action 'none'")
     out = [
@@ -535,6 +539,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
             out.append('<ol class="notes">' + "".join(f'<li id="fn-{k}" value="{k}">†{k} {esc(n)}</li>'
                                                       for k, n in part.notes) + "</ol>")
         out.append("</section>")
+    out.append(curves_html(build_charts(results)))
     if skipped:
         out.append('<section><h2>Skipped files</h2><ul class="note">'
                    + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul></section>")
@@ -544,7 +549,8 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = ()) -> str:
 
 
 def write_leaderboard(results_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path, int, list[str]]:
-    """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html.
+    """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html
+    (and its learning curves to ``out_dir``/curves-*.png).
 
     Returns both paths, the number of results rendered and the skipped files with their reasons.
     """
@@ -554,4 +560,5 @@ def write_leaderboard(results_dir: str | Path, out_dir: str | Path) -> tuple[Pat
     md, page = out / "leaderboard.md", out / "index.html"
     atomic_write_bytes(md, render_markdown(results, skipped=skipped).encode("utf-8"))
     atomic_write_bytes(page, render_html(results, skipped=skipped).encode("utf-8"))
+    write_curve_pngs(build_charts(results), out)  # the page's learning curves, as PNG files beside it
     return md, page, len(results), skipped
