@@ -1,45 +1,99 @@
 #!/usr/bin/env bash
-# Scaled-down, CPU-only run of the whole harness: build clean / EM / OPS / CIFAR-10-S with the
-# CPU demonstration recipe (build/recipe-cpu-demo.json: a width-4 EM generator), train LeNet-5
-# with three of the paper's Table 4 methods on each training set, score every run on the clean
-# test set and render the leaderboard. The figures in the README's "scaled down" table come from
-# this script; they show the direction of the paper's results, not its numbers.
+# Scaled-down, CPU-only run of the whole harness: build clean / EM / OPS / CIFAR-10-S from a
+# CIFAR-10 archive with the CPU demonstration recipe, train LeNet-5 with three of the paper's
+# Table 4 methods on each training set (2 seeds), score every run on the clean test set and
+# render the board (tables, learning curves). The README's CPU table comes from this script. Its
+# numbers are NOT comparable with the paper (subset, 20 epochs, a width-4 EM generator,
+# normalised inputs); every such choice is recorded in the results and marked on the board.
 #
-#   leaderboard/cpu-demo.sh [CIFAR10_ARCHIVE] [DATA_ROOT] [OUT] [EPOCHS]
+#   leaderboard/cpu-demo.sh [CIFAR10_ARCHIVE] [DATA_ROOT] [OUT]
 #
-# Defaults: ../shared/data/cifar-10-mini-python.tar.gz, data-cpu-demo, leaderboard/examples/cpu-demo, 20.
-# Re-running skips built stages and finished results; a killed run resumes from its checkpoints.
+# Defaults: ../shared/data/cifar-10-mini-python.tar.gz, data-cpu-demo, leaderboard/examples/cpu-demo.
+# The command to call is $CIFAR10S (default: cifar10s on PATH). Unattended and resumable: every
+# variant it scores is built (or found up to date) before any training; a finished result is
+# kept and not re-run; an interrupted seed resumes from its checkpoint in OUT/.work; a run that
+# fails is retried once (resuming), then the script goes on with the others, renders the board
+# from what finished and exits non-zero naming what did not. About an hour on a 2-core CPU.
+#
+# Why each setting (docs/training.md, "Short schedules", has the measurements, every run):
+# * normalize=true: the paper feeds [0, 1] inputs; with them and crop+flip LeNet-5 has not fitted
+#   its training set after 20 epochs on 10,000 images (training accuracy 44-60%), so no shortcut
+#   shows (clean 49.97%, EM 46.00%, OPS 46.88%, CIFAR-10-S 47.05%); with per-channel mean/std
+#   inputs it fits the poisoned sets (training accuracy 83-96%) and clean test accuracy falls
+#   from 54.83% to 18.73-21.98%. The demo shows the regime where the effect is visible and says
+#   so: normalize is recorded as a difference from the paper on every row.
+# * lr 0.05 (paper: 0.1): at 0.1 with [0, 1] inputs one of two LeNet-5 seeds stayed at chance
+#   (10.00%, training loss 2.29-2.31 throughout), and at 0.05 one did on another subset; with
+#   normalised inputs at 0.05 none of 8 seeds did (the board footnotes any seed that does).
+# * the width-4 EM recipe as it is: the same EM noise cost LeNet-5 8 points on [0, 1] inputs
+#   and 33 with normalised ones, so the regime, not the generator, made the old EM row weak.
+# * 20 epochs, batch 128, all 10,000 images, the whole test set: the paper's batch size; 20
+#   epochs keep PGD adversarial training (11 forward/backward passes per step) inside the hour.
+# * --allow-slow (build and score): the time estimates come from a few-second probe that, on a
+#   CPU shared with other work, predicts days for what finishes in minutes here; the EM recipe
+#   stops on its own criterion (99% generator accuracy) or after max_rounds.
+# On a CPU shared with other work, run it with OMP_NUM_THREADS=1: two threads per process spin
+# against each other on oversubscribed cores (an EM round took 20 min with 2, 2-6 with 1).
 set -euo pipefail
 
 cifar10=${1:-../shared/data/cifar-10-mini-python.tar.gz}
 root=${2:-data-cpu-demo}
 out=${3:-leaderboard/examples/cpu-demo}
-epochs=${4:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 cli=${CIFAR10S:-cifar10s}
+recipe="$here/../build/recipe-cpu-demo.json"
+preset=cpu-smoke
+variants="clean em ops-k1 cifar10s"  # folder names under ROOT/cifar10s-v1, as in the result file names
+methods="standard randaugment at"
+settings=(--set epochs=20 --set batch_size=128 --set lr=0.05 --set normalize=true
+          --set train_subset=null --set eval_subset=null)
 
-"$cli" build --variant cifar10s --root "$root" --cifar10 "$cifar10" \
-    --recipe "$here/../build/recipe-cpu-demo.json" --device cpu --quiet
+if [ ! -e "$cifar10" ]; then
+    echo "error: no CIFAR-10 archive at $cifar10 (pass cifar-10-python.tar.gz or a cifar-10-batches-py folder)" >&2
+    exit 2
+fi
+mkdir -p "$out"
+start=$(date +%s)
+stamp() { echo "[$(date +%H:%M:%S), $(( $(date +%s) - start ))s] $*"; }
 
-for variant in clean em ops-k1 cifar10s; do  # folder names, as in the result file names
-    for method in standard randaugment at; do
-        result="$out/lenet5-$method--$variant--cpu-smoke.json"
-        if [ -f "$result" ]; then
-            echo "have $result"
+# 1. every training set the grid scores, built before any training (cached when up to date)
+for variant in $variants; do
+    stamp "build $variant"
+    "$cli" build --variant "$variant" --root "$root" --cifar10 "$cifar10" --recipe "$recipe" \
+        --device cpu --allow-slow --quiet
+done
+
+# 2. the grid: standard training first (the rows the demonstration is about), then the others
+failed=()
+for method in $methods; do
+    for variant in $variants; do
+        name="lenet5-$method--$variant--$preset"
+        if [ -f "$out/$name.json" ]; then
+            stamp "have $name"
             continue
         fi
-        # cpu-smoke, but on every training image, the whole test set and the paper's batch size.
-        # lr 0.05, not the paper's 0.1: at 0.1 LeNet-5 stayed at chance on clean data (train loss
-        # 2.30 for 6 epochs of 79 steps); every override is recorded in the result's preset_diff.
-        "$cli" score "$here/submissions/lenet5-$method" --root "$root" --variant "$variant" \
-            --preset cpu-smoke --seeds 0 1 --device cpu --quiet --out "$out" \
-            --workdir "$out/.work/lenet5-$method--$variant" \
-            --set "epochs=$epochs" --set batch_size=128 --set lr=0.05 \
-            --set train_subset=null --set eval_subset=null
+        ok=0
+        for attempt in 1 2; do  # a second attempt resumes from the checkpoints of the first
+            stamp "score $name (attempt $attempt)"
+            if "$cli" score "$here/submissions/lenet5-$method" --root "$root" --variant "$variant" \
+                --preset "$preset" --seeds 0 1 --device cpu --allow-slow --quiet --out "$out" \
+                --workdir "$out/.work/lenet5-$method--$variant" "${settings[@]}"; then
+                ok=1
+                break
+            fi
+        done
+        [ "$ok" = 1 ] || failed+=("$name")
     done
 done
 
-# the results above are signed by this installation's key: trust it for this board
+# 3. the board, from whatever finished; the results above are signed by this installation's key:
+#    trust it for this board
+stamp "render the board"
 mkdir -p "$out/trusted-keys"
 "$cli" keys > "$out/trusted-keys/cpu-demo.pub"
 "$cli" leaderboard --results "$out" --out "$out/site" --trusted-keys "$out/trusted-keys"
+stamp "done"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "error: not scored: ${failed[*]}; run the same command again to resume" >&2
+    exit 1
+fi

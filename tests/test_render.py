@@ -369,7 +369,8 @@ def test_links_paper_code_and_only_http(demo):
         r["submission"].update(link=bad, paper=None)
         page, md = render_html([r]), render_markdown([r])
         hrefs = re.findall(r'href="([^"]*)"', page)
-        assert all(h.startswith(("https://arxiv.org/", "https://github.com/cychomatica/", "#fn-")) for h in hrefs), hrefs
+        assert all(h.startswith(("https://arxiv.org/", "https://github.com/cychomatica/", "#fn-"))
+                   or re.fullmatch(r"curves-[a-z0-9-]+\.png", h) for h in hrefs), hrefs  # + the curves' PNGs
         links = re.findall(r"(?<!\\)\]\((.*?)\)", md)  # only the paper row's two links are left
         assert sorted(links) == ["https://arxiv.org/abs/2205.12141", "https://github.com/cychomatica/One-Pixel-Shotcut"]
 
@@ -649,7 +650,8 @@ class _Tags(HTMLParser):
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "label", "input",
                 "span", "section", "table", "thead", "tbody", "tr", "th", "td", "button", "small", "a", "ol", "li",
-                "ul", "i", "b", "code", "svg", "g", "text", "line", "rect", "path", "script"}
+                "ul", "i", "b", "code", "svg", "g", "text", "line", "rect", "path", "script",
+                "figure", "figcaption", "polyline", "polygon"}  # the learning curves
 
 
 def test_html_escapes_everything_and_runs_only_its_own_script(demo):
@@ -664,7 +666,8 @@ def test_html_escapes_everything_and_runs_only_its_own_script(demo):
         assert not any(a.startswith("on") for a in attrs), (tag, attrs)
         assert "src" not in attrs and "style" not in attrs
         if tag == "a":
-            assert attrs["href"].startswith(("https://", "#fn-")), attrs
+            assert attrs["href"].startswith(("https://", "#fn-")) or re.fullmatch(r"curves-[a-z0-9-]+\.png",
+                                                                                   attrs["href"]), attrs
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "alert(2)" in page  # shown, as text
     # the one script is the renderer's, and the Content-Security-Policy admits exactly it
     (script,) = parser.scripts

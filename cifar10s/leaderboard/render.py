@@ -38,6 +38,8 @@ from typing import Any
 from ..store import atomic_write_bytes
 from .board_assets import CSS, JS
 from .chart import accuracy_chart, final_text, pct, set_title
+from .curve_plot import curves_html, write_curve_pngs
+from .curves import build_charts, with_chance_notes
 from .results import Entry, MalformedResult, checked_entries, clean_text, http_url, load_results, parse_result
 from .signing import TrustedKeys, load_trusted_keys
 
@@ -277,6 +279,15 @@ def _checked(results: Sequence[Any], skipped: Iterable[str],
     return rows, notes
 
 
+def _charts(results: Sequence[Any], rows: Sequence[Entry], notes: list[str]) -> list[Any]:
+    """Learning curves of the verified ``rows`` only; a failure costs the curves, never the board."""
+    try:
+        return build_charts(results, verified=rows)
+    except Exception as exc:  # noqa: BLE001 - one result never stops the board
+        notes.append(f"learning curves: could not be drawn ({type(exc).__name__})")
+        return []
+
+
 def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
                     trusted_keys: TrustedKeys | None = None) -> str:
     """A Markdown leaderboard: comparable and non-comparable parts, one table per training set.
@@ -285,6 +296,7 @@ def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
     reason under "Unverified files" (with no keys, that is every record).
     """
     rows, skipped = _checked(results, skipped, trusted_keys)
+    rows = with_chance_notes(rows, results)
     lines = ["# CIFAR-10-S leaderboard", "", re.sub(r"</?[bi]>", "", _INTRO), ""]
     if not rows:
         lines += ["_No results yet._", ""]
@@ -376,6 +388,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
 
     esc = html.escape
     rows, skipped = _checked(results, skipped, trusted_keys)
+    rows = with_chance_notes(rows, results)
     csp = (f"default-src 'none'; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; "
            "base-uri 'none'; form-action 'none'")
     out = [
@@ -409,6 +422,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
             out.append('<ol class="notes">' + "".join(f'<li id="fn-{k}" value="{k}">†{k} {esc(n)}</li>'
                                                       for k, n in part.notes) + "</ol>")
         out.append("</section>")
+    out.append(curves_html(_charts(results, rows, skipped)))
     if skipped:
         out.append(f'<section><h2>{esc(_UNVERIFIED[0])}</h2><p class="note">{esc(_UNVERIFIED[1])}</p>'
                    '<ul class="note">' + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul></section>")
@@ -431,7 +445,8 @@ def trusted_keys_beside(results_dir: str | Path) -> Path:
 
 def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
                       trusted_keys: TrustedKeys | str | Path | None = None) -> tuple[Path, Path, int, list[str]]:
-    """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html.
+    """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html
+    (and the learning curves of the verified results to ``out_dir``/curves-*.png).
 
     ``trusted_keys``: the keys whose signatures count, or a folder of ``*.pub`` files (default:
     :func:`trusted_keys_beside` the results, when it exists; else no key is trusted). Returns both
@@ -447,4 +462,5 @@ def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
     md, page = out / "leaderboard.md", out / "index.html"
     atomic_write_bytes(md, render_markdown(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
     atomic_write_bytes(page, render_html(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
+    write_curve_pngs(_charts(results, rows, notes), out)  # the page's learning curves, as PNG files beside it
     return md, page, len(rows), notes

@@ -34,6 +34,7 @@ from ..training.presets import diff_from_paper, resolve_preset
 from ..training.checkpoint import load_checkpoint
 from ..training.config import TrainConfig
 from ..training.evaluation import Evaluator, evaluate
+from ..training.normalization import attach_if_saved_with_it
 from ..training.trainer import train
 from ..variants import VariantSpec
 from .shuffle import DEFINITION, load_perturbed, shuffle_perturbations, shuffle_spec
@@ -105,7 +106,7 @@ def _load_weights(model: nn.Module, path: Path) -> None:
     state = load_checkpoint(path)
     if isinstance(state, dict) and "model" in state and "format" in state:  # a trainer checkpoint.pt
         state = state["model"]
-    model.load_state_dict(state)
+    attach_if_saved_with_it(model, state).load_state_dict(state)
 
 
 def _provenance(ds: CIFAR10S, root: str | Path) -> dict[str, Any]:

@@ -165,9 +165,9 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
 def _predict(job: dict[str, Any]) -> dict[str, Any]:
     import torch
-    from safetensors.torch import load_model
 
     from ..training.evaluation import predict_logits
+    from ..training.normalization import load_weights
 
     device, hooks = _prepare(job)
     images = torch.from_numpy(_load_npy(job["images"]))
@@ -175,7 +175,7 @@ def _predict(job: dict[str, Any]) -> dict[str, Any]:
     outputs = []
     for item in job["models"]:
         model = _build(job, hooks, int(item["seed"]), int(job["num_classes"]))
-        load_model(model, item["weights"], strict=True)
+        load_weights(model, item["weights"])  # strict; re-attaches a trained input normalisation
         model.to(device)
         logits = predict_logits(model, on_device, device, int(job["batch_size"]),
                                 channels_last=bool(job.get("channels_last")))

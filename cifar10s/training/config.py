@@ -69,6 +69,9 @@ class TrainConfig:
     warmup_epochs: int = 0
     #: name understood by cifar10s.training.augment.build_augmentation
     augmentation: str = "standard"
+    #: per-channel CIFAR-10 mean/std input normalisation inside the model (.normalization); the
+    #: paper, like the authors' code, feeds [0, 1] inputs, so True is a difference from the paper
+    normalize: bool = False
     adversarial: AdversarialConfig | None = None
     #: name understood by cifar10s.training.defenses.build_defense; applied once to the uint8 set
     defense: str | None = None

@@ -6,8 +6,9 @@ record, checkpoint) -> result. Built for speed and faithfulness to Wu et al. (IC
 
 * the whole training set lives on the device as one uint8 ``(N, 3, 32, 32)`` tensor; every batch
   is gathered from it by index, scaled to [0, 1] (no mean/std normalisation, like the authors'
-  ``ToTensor()``-only pipeline) and augmented on the device with per-image random parameters
-  drawn from a seeded generator;
+  ``ToTensor()``-only pipeline, unless ``normalize`` asks for it inside the model, see
+  :mod:`.normalization`) and augmented on the device with per-image random parameters drawn
+  from a seeded generator;
 * optional bf16 autocast (TF32 on CUDA with it), channels-last and ``torch.compile``, on CUDA and
   on the CPU alike; the paper preset runs float32 like the authors' code;
 * optional L-inf PGD adversarial training (:mod:`.adversarial`);
@@ -57,6 +58,7 @@ from .data import prepare_training_data, split_for_attack
 from .config import RESUME_FREE_FIELDS, EpochRecord, HookError, TrainConfig, TrainingHooks, TrainResult
 from .distributed import all_reduce_sum, barrier, broadcast_object, shard_indices
 from .evaluation import Evaluator, as_images, as_labels, autocast, parameter_distance
+from .normalization import attach_input_normalization
 from .optim import build_optimizer, build_scheduler
 
 __all__ = ["train"]
@@ -167,6 +169,8 @@ def _set_up(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config
         pre_attack, post_attack = augmentation, []
 
     raw = model.to(device)
+    if config.normalize:
+        attach_input_normalization(raw)
     if config.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(raw, config, hooks)
