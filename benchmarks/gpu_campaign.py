@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cifar10s.dataset import CIFAR10S  # noqa: E402
-from cifar10s.leaderboard.baselines import compare  # noqa: E402
+from cifar10s.paper import compare  # noqa: E402
 from cifar10s.models import MODELS, build_model  # noqa: E402
 from cifar10s.onepixel import search_shortcuts  # noqa: E402
 from cifar10s.folder import open_folder  # noqa: E402

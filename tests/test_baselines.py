@@ -1,4 +1,4 @@
-"""The paper's Tables 1-5 (``cifar10s/leaderboard/baselines.json``): completeness, shapes, lookups."""
+"""The paper's Tables 1-5 (``cifar10s/paper/baselines.json``): completeness, shapes, lookups."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from cifar10s.cli.main import main as lb_main
-from cifar10s.leaderboard.baselines import (
+from cifar10s.paper import (
     CLEAN_TEST,
     compare,
     format_comparison,

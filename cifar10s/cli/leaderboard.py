@@ -118,7 +118,7 @@ def cmd_verify_result(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from ..leaderboard.baselines import format_tables, load_baselines
+    from ..paper import format_tables, load_baselines
 
     if args.json:
         print(json.dumps(load_baselines(), indent=2))

@@ -23,34 +23,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: public name -> the module that defines it, relative to this package
 _LAZY = {
-    "ScoringInterrupted": "scoring",
-    "ShuffledSet": "shuffle",
-    "Submission": "submission",
-    "SubmissionError": "submission",
-    "compare": "baselines",
-    "data_caveats": "result_file",
-    "export_shuffled": "shuffle",
-    "format_comparison": "baselines",
-    "load_baselines": "baselines",
-    "load_results": "render",
-    "load_shuffled": "shuffle",
-    "load_submission": "submission",
-    "lookup": "baselines",
-    "render_html": "render",
-    "render_markdown": "render",
-    "run_table1": "shuffle_table1",
-    "score_submission": "scoring",
-    "shuffle_perturbations": "shuffle",
-    "shuffled_variant": "shuffle",
-    "validate_submission": "submission",
-    "write_leaderboard": "render",
+    "ScoringInterrupted": ".scoring",
+    "ShuffledSet": ".shuffle",
+    "Submission": ".submission",
+    "SubmissionError": ".submission",
+    "compare": "..paper",
+    "data_caveats": ".result_file",
+    "export_shuffled": ".shuffle",
+    "format_comparison": "..paper",
+    "load_baselines": "..paper",
+    "load_results": ".render",
+    "load_shuffled": ".shuffle",
+    "load_submission": ".submission",
+    "lookup": "..paper",
+    "render_html": ".render",
+    "render_markdown": ".render",
+    "run_table1": ".shuffle_table1",
+    "score_submission": ".scoring",
+    "shuffle_perturbations": ".shuffle",
+    "shuffled_variant": ".shuffle",
+    "validate_submission": ".submission",
+    "write_leaderboard": ".render",
 }
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from .baselines import compare, format_comparison, load_baselines, lookup
+    from ..paper import compare, format_comparison, load_baselines, lookup
     from .render import load_results, render_html, render_markdown, write_leaderboard
     from .result_file import data_caveats
     from .scoring import ScoringInterrupted, score_submission
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from ..folder import open_variant
 from ..store import TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json
 from ..variants import VariantSpec
 from ..version import __version__
-from .baselines import train_set_name
+from ..paper import train_set_name
 from .result_file import data_caveats
 
 __all__ = [

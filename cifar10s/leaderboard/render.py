@@ -132,7 +132,7 @@ def _paper_entries(reproduced: Sequence[Entry], comparable: bool) -> list[Entry]
     pixels. A setting printed in several tables with the same number (ResNet-18, standard, OPS:
     15.56 in Tables 2, 4 and 5) is one row naming every table it is printed in.
     """
-    from .baselines import load_baselines, rows
+    from ..paper import load_baselines, rows
 
     keys = {(e.model_key, e.method.lower(), e.paper_train_set) for e in reproduced
             if e.model_key and e.paper_train_set}

@@ -44,7 +44,7 @@ import torch
 from ..runtime import resolve_device
 from ..store import IntegrityError, variant_folder
 from ..variants import VariantSpec, parse_variant
-from .baselines import compare, format_comparison
+from ..paper import compare, format_comparison
 from .heldout import HeldOutTestSet
 from .integrity import integrity_lines, integrity_record
 from .provenance import STD_DEFINITION, code_version, dataset_provenance, environment, stamp_workdir, summary

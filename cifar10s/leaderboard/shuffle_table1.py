@@ -53,7 +53,7 @@ _TABLE1_COLUMNS = {"clean": "clean", "em": "em", "ops": "ops-k1"}
 
 def _paper_table1() -> dict[str, dict[str, float | None]]:
     """``[evaluating data][training data]`` -> accuracy (%) from the stored Table 1; None for '-'."""
-    from .baselines import rows
+    from ..paper import rows
 
     grid: dict[str, dict[str, float | None]] = {
         r: {c: None for c in _TABLE1_COLUMNS.values()} for r in _TABLE1_ROWS.values()}

@@ -1,4 +1,4 @@
-"""The paper's result tables (Wu et al., ICLR 2023, Tables 1-5) as data, and lookups against them.
+"""The paper's result tables (Wu et al., ICLR 2023, Tables 1-5) as data: the data model, loading, validation, printing.
 
 ``baselines.json`` next to this module keeps each table in its own shape: its rows and columns
 with the labels printed in the paper and what they mean (model, method, training set, evaluation
@@ -9,45 +9,32 @@ trained models as rows. Its cells printed as "-" (not evaluated) are listed as `
 The file is validated when it is read: every cell of every table is either a number with its
 source location or listed as not reported, so a half-filled table is an error, not a silent gap.
 
-Paper values are percentages, as printed. Results from this package are fractions, so
-:func:`compare` multiplies them by 100. Tables 2-5 report clean CIFAR-10 *test* accuracy and are
-what submissions are compared with; Table 1 reports accuracy on (shuffled) *training* sets and is
-reached with ``evaluated_on=``.
-
-It is one module (about 550 lines) because loading, validating, printing and looking up the
-paper's tables all work on the one schema of `baselines.json`.
+Paper values are percentages, as printed. Looking rows up by (model, method, training set) and
+comparing results with them is :mod:`.lookup`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from .. import strict_json
-from ..variants import VariantSpec, parse_variant
 
 __all__ = [
     "CLEAN_TEST",
-    "BaselineRow",
     "CellSource",
-    "Comparison",
     "PaperCell",
     "PaperTable",
     "canonical_model",
-    "compare",
-    "format_comparison",
     "format_tables",
     "load_baselines",
-    "lookup",
-    "rows",
     "table_names",
     "tables",
-    "train_set_name",
     "validate_baselines",
 ]
 
@@ -56,14 +43,11 @@ FORMAT = "cifar10s-baselines"
 FORMAT_VERSION = 2
 #: evaluation set of Tables 2-5: the clean CIFAR-10 test set
 CLEAN_TEST = "clean-test"
-#: model used as a reference row for submissions whose model is not one of the paper's
-REFERENCE_MODEL = "resnet18"
 
 _TABLE_NAMES = ("table1", "table2", "table3", "table4", "table5")
 _QUANTITIES = ("accuracy", "params_m")
 _ATTRIBUTES = ("model", "method", "train_set", "evaluated_on", "pixels", "quantity")
 _TRAIN_SET_RE = re.compile(r"^(clean|em|ops|cifar10s|ops-k([2-9]|[1-9]\d+))$")
-_SETTINGS = (None, "unshuffled", "shuffled")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,51 +122,13 @@ class PaperTable:
         raise KeyError(f"{self.name} has no cell ({row!r}, {column!r})")
 
 
-@dataclass(frozen=True)
-class BaselineRow:
-    """An accuracy printed in the paper, keyed the way results are: model, method, training set."""
-
-    table: str
-    model: str
-    method: str
-    train_set: str
-    accuracy: float  # percent, as printed
-    source: CellSource
-    evaluated_on: str = CLEAN_TEST
-    pixels: int | None = None  # Table 5's number of perturbed pixels
-    params_m: float | None = None  # the model's size printed in the same table, if any
-
-    @property
-    def test_acc(self) -> float | None:
-        """Clean test accuracy in percent; None for Table 1, which measures training sets."""
-        return self.accuracy if self.evaluated_on == CLEAN_TEST else None
-
-    def describe(self) -> str:
-        what = f"{self.model}, {self.method}, {self.train_set}"
-        if self.evaluated_on != CLEAN_TEST:
-            what = f"{self.model}, {self.method}, trained on {self.train_set}, evaluated on {self.evaluated_on}"
-        return f"paper {self.table.replace('table', 'Table ')} ({what})"
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "table": self.table, "model": self.model, "method": self.method, "train_set": self.train_set,
-            "evaluated_on": self.evaluated_on, "accuracy": self.accuracy, "test_acc": self.test_acc,
-            "source": self.source.to_dict(),
-        }
-        if self.pixels is not None:
-            d["pixels"] = self.pixels
-        if self.params_m is not None:
-            d["params_m"] = self.params_m
-        return d
-
-
 # ------------------------------------------------------------------------------------------------
 # loading and validation
 
 
 @lru_cache(maxsize=1)
 def _load_text() -> str:
-    return resources.files("cifar10s.leaderboard").joinpath(BASELINES_FILE).read_text(encoding="utf-8")
+    return resources.files("cifar10s.paper").joinpath(BASELINES_FILE).read_text(encoding="utf-8")
 
 
 def load_baselines() -> dict[str, Any]:
@@ -211,6 +157,12 @@ def _table(name: str) -> PaperTable:
         if t.name == name:
             return t
     raise ValueError(f"unknown table {name!r}; valid: {', '.join(table_names())}")
+
+
+def canonical_model(name: str) -> str:
+    """Registry spelling used in the tables: ``WRN_28_10``/``wrn-28-10`` -> ``wrn28-10``."""
+    key = name.strip().lower().replace("_", "-")
+    return re.sub(r"^wrn-(\d+)-", r"wrn\1-", key)
 
 
 def _fail(where: str, problem: str) -> ValueError:
@@ -355,148 +307,6 @@ def _validate_table(name: str, t: Mapping[str, Any], eval_sets: set[str]) -> Pap
         row_meaning=t["row_meaning"], column_meaning=t["column_meaning"], fixed=dict(fixed), rows=rows_, columns=cols,
         cells=tuple(cells), not_reported=tuple(missing),
     )
-
-
-# ------------------------------------------------------------------------------------------------
-# lookups
-
-
-def _size_of(table: PaperTable, model: str) -> float | None:
-    for c in table.cells:
-        if c.quantity == "params_m" and c.attributes["model"] == model:
-            return c.value
-    return None
-
-
-def rows(table: str | None = None) -> list[BaselineRow]:
-    """Every printed accuracy of every table (or of ``table``, e.g. ``"table4"``), in paper order."""
-    selected = [_table(table)] if table is not None else list(_tables())
-    out = []
-    for t in selected:
-        for c in t.cells:
-            if c.quantity != "accuracy":
-                continue
-            a = c.attributes
-            out.append(BaselineRow(
-                table=t.name, model=a["model"], method=a["method"], train_set=a["train_set"], accuracy=c.value,
-                source=c.source, evaluated_on=a["evaluated_on"], pixels=a.get("pixels"),
-                params_m=_size_of(t, a["model"]),
-            ))
-    return out
-
-
-def train_set_name(variant: str | VariantSpec) -> str | None:
-    """Name of a training set in the paper's tables: clean, em, ops, cifar10s or ops-kK.
-
-    Returns None for variants the paper does not report (the ``paper-eq3`` objective,
-    CIFAR-10-S with more than one pixel).
-    """
-    spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
-    if spec.objective != "mean-std":
-        return None
-    if spec.kind in ("clean", "em"):
-        return spec.kind
-    if spec.kind == "ops":
-        return "ops" if spec.pixels == 1 else f"ops-k{spec.pixels}"
-    return "cifar10s" if spec.pixels == 1 else None
-
-
-def canonical_model(name: str) -> str:
-    """Registry spelling used in the tables: ``WRN_28_10``/``wrn-28-10`` -> ``wrn28-10``."""
-    key = name.strip().lower().replace("_", "-")
-    return re.sub(r"^wrn-(\d+)-", r"wrn\1-", key)
-
-
-def _train_set_key(train_set: str | VariantSpec | None) -> str | None:
-    """A variant (``VariantSpec``, ``"ops-k1"``) or a table name (``"ops"``) as the tables spell it."""
-    if train_set is None:
-        return None
-    if isinstance(train_set, VariantSpec):
-        return train_set_name(train_set)
-    try:
-        return train_set_name(parse_variant(train_set))
-    except ValueError:
-        return train_set.strip().lower()
-
-
-def lookup(model: str | None, method: str, train_set: str | VariantSpec | None, *,
-           setting: str | None = None, evaluated_on: str = CLEAN_TEST) -> list[BaselineRow]:
-    """Paper rows for (model, method, training set), in table order.
-
-    ``model=None`` (a custom submission model) returns the ResNet-18 rows as a reference.
-    ``evaluated_on`` picks the evaluation set: the clean test set (Tables 2-5) by default, or one
-    of Table 1's training sets (e.g. ``"shuffled-ops-train"``). ``setting`` is the shuffle
-    experiment's training setting: ``"unshuffled"`` is ordinary training (the same rows as
-    ``None``); ``"shuffled"`` finds nothing, since the paper trains no model on shuffled data.
-    """
-    if setting not in _SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}; valid: unshuffled, shuffled")
-    key_set = _train_set_key(train_set)
-    if key_set is None or setting == "shuffled":
-        return []
-    key_model = canonical_model(model or REFERENCE_MODEL)
-    key_method = method.strip().lower()
-    return [
-        r for r in rows()
-        if r.model == key_model and r.method == key_method and r.train_set == key_set
-        and r.evaluated_on == evaluated_on
-    ]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    row: BaselineRow
-    exact: bool  # False: the row is a ResNet-18 reference for a custom model
-    ours_mean: float | None  # percent
-    ours_std: float | None  # percent
-    n_seeds: int
-    difference: float | None  # percentage points, ours - paper
-    setting: str | None = None  # the shuffle experiment's training setting, when given
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            **self.row.to_dict(), "exact_match": self.exact, "ours_mean": self.ours_mean,
-            "ours_std": self.ours_std, "n_seeds": self.n_seeds, "difference_pp": self.difference,
-        }
-        if self.setting is not None:
-            d["setting"] = self.setting
-        return d
-
-
-def compare(model: str | None, method: str, train_set: str | VariantSpec | None, accuracies: Sequence[float],
-            *, setting: str | None = None, evaluated_on: str = CLEAN_TEST) -> list[Comparison]:
-    """Compare accuracies (fractions, one per seed) with the matching paper rows (see :func:`lookup`)."""
-    vals = [100.0 * float(a) for a in accuracies if a is not None and math.isfinite(float(a))]
-    mean = sum(vals) / len(vals) if vals else None
-    std = _std(vals) if vals else None
-    out = []
-    for r in lookup(model, method, train_set, setting=setting, evaluated_on=evaluated_on):
-        diff = None if mean is None else round(mean - r.accuracy, 4)
-        out.append(Comparison(r, model is not None, mean, std, len(vals), diff, setting))
-    return out
-
-
-def _std(vals: Sequence[float]) -> float:
-    """Sample standard deviation (n - 1); 0.0 for a single value."""
-    n = len(vals)
-    if n < 2:
-        return 0.0
-    m = sum(vals) / n
-    return math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1))
-
-
-def format_comparison(comparisons: Sequence[Comparison], *, label: str = "ours") -> list[str]:
-    """Human-readable lines: the result beside each paper row, with the difference."""
-    lines = []
-    for c in comparisons:
-        ours = "n/a" if c.ours_mean is None else f"{c.ours_mean:.2f}%"
-        if c.ours_std is not None and c.n_seeds > 1:
-            ours += f" ± {c.ours_std:.2f} ({c.n_seeds} seeds)"
-        diff = f"  difference {c.difference:+.2f} pp" if c.difference is not None else ""
-        ref = "" if c.exact else " [reference row: the submission's model is not in the paper]"
-        where = f"row '{c.row.source.row}', column '{c.row.source.column}'"
-        lines.append(f"{c.row.describe()}: {c.row.accuracy:.2f}% [{where}] | {label}: {ours}{diff}{ref}")
-    return lines
 
 
 # ------------------------------------------------------------------------------------------------
