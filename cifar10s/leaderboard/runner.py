@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import strict_json
 from .inert import inert_text
-from .record import Submission, SubmissionError
+from .submission.record import Submission, SubmissionError
 from .sandbox import Sandbox, kill_namespace
 
 __all__ = [

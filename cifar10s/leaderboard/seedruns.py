@@ -18,7 +18,7 @@ import numpy as np
 from ..store import sha256_file
 from .heldout import HeldOutTestSet
 from .inert import inert_text
-from .record import Submission
+from .submission.record import Submission
 from .runner import WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
 from .sandbox import Sandbox
 
