@@ -19,7 +19,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from cifar10s.leaderboard.sandbox import detect
+from cifar10s.leaderboard.sandbox.bwrap import detect
 from cifar10s.leaderboard.submission import load_submission, validate_submission
 
 TINY = textwrap.dedent("""

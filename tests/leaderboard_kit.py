@@ -64,7 +64,7 @@ def sandbox_with(*writable: Path):
     "it ran and found nothing" from "it never ran"); False (no sandbox) where bubblewrap cannot run
     here, for the tests of the defences that hold without it. tests/test_sandbox.py covers the
     sandbox itself and skips, with the reason, where it cannot run."""
-    from cifar10s.leaderboard.sandbox import SandboxUnavailable, detect
+    from cifar10s.leaderboard.sandbox.bwrap import SandboxUnavailable, detect
 
     try:
         return detect(writable=writable)

@@ -25,9 +25,9 @@ from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash,
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
-from cifar10s.leaderboard.heldout import HeldOutTestSet, verify_test_split
-from cifar10s.leaderboard.integrity import integrity_lines, integrity_record
-from cifar10s.leaderboard.runner import PASSED_ENV, WorkerFailed, read_logits
+from cifar10s.leaderboard.sandbox.heldout import HeldOutTestSet, verify_test_split
+from cifar10s.leaderboard.sandbox.integrity import integrity_lines, integrity_record
+from cifar10s.leaderboard.sandbox.runner import PASSED_ENV, WorkerFailed, read_logits
 from cifar10s.store import TEST_LABELS, IntegrityError, clean_folder, data_dir
 
 CHANCE = 0.1  # class 0 on the class-balanced 2,000-image test split
@@ -430,7 +430,7 @@ def test_malformed_outputs_are_refused(tmp_path):
 
 
 def test_planted_bytecode_is_refused_and_never_loaded(tmp_path, monkeypatch, capsys):
-    from cifar10s.leaderboard.entry import import_entry
+    from cifar10s.leaderboard.sandbox.entry import import_entry
 
     folder = write_submission(tmp_path / "pyc", {**META, "entry": "model.py"},
                               {"model.py": "import helper\n" + TINY_NET, "helper.py": "PLANTED = False\n"})

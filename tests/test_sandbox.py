@@ -22,9 +22,9 @@ from leaderboard_kit import META, QUICK, TINY_NET, write_submission
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, score_submission, validate_submission
-from cifar10s.leaderboard.inert import inert_text
-from cifar10s.leaderboard.runner import TAIL_BYTES, WorkerFailed, read_tail, stage_files, verify_staged
-from cifar10s.leaderboard.sandbox import Limits, SandboxUnavailable, detect
+from cifar10s.leaderboard.sandbox.inert import inert_text
+from cifar10s.leaderboard.sandbox.runner import TAIL_BYTES, WorkerFailed, read_tail, stage_files, verify_staged
+from cifar10s.leaderboard.sandbox.bwrap import Limits, SandboxUnavailable, detect
 from cifar10s.leaderboard.submission import load_submission
 
 

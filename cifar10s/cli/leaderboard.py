@@ -20,7 +20,7 @@ DEFAULT_TRUSTED = Path("leaderboard/trusted-keys")
 
 def _sandbox(args: argparse.Namespace) -> Any:
     """The sandbox the command's children run in: detected (or refused) once, or none with --no-sandbox."""
-    from ..leaderboard.sandbox import Limits, detect
+    from ..leaderboard.sandbox.bwrap import Limits, detect
 
     if args.no_sandbox:
         print("warning: --no-sandbox: submission code runs without the operating-system sandbox; "

@@ -318,7 +318,7 @@ def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_
     is malformed. ``time_limit_s`` defaults to :data:`~.runner.DEFAULT_INSPECT_LIMIT_S`.
     ``sandbox``: a :class:`~.sandbox.Sandbox` the child runs in (None: a plain child process).
     """
-    from ..runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
+    from ..sandbox.runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
 
     limit = DEFAULT_INSPECT_LIMIT_S if time_limit_s is None else time_limit_s
     with WorkerRun(sub, label=f"inspecting {sub.folder}", forbidden=forbidden, threads=1, sandbox=sandbox) as run:
@@ -343,7 +343,7 @@ def validate_submission(folder: str | Path | Submission, *, check_model: bool = 
     :class:`~.sandbox.SandboxUnavailable` where it cannot start; False runs it without; a
     :class:`~.sandbox.Sandbox` is used as given.
     """
-    from ..sandbox import resolve_sandbox
+    from ..sandbox.bwrap import resolve_sandbox
 
     box = resolve_sandbox(sandbox)
     sub = folder if isinstance(folder, Submission) else load_submission(folder)

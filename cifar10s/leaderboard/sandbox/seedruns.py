@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ..store import sha256_file
+from ...store import sha256_file
 from .heldout import HeldOutTestSet
 from .inert import inert_text
-from .submission.record import Submission
+from ..submission.record import Submission
 from .runner import WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
-from .sandbox import Sandbox
+from .bwrap import Sandbox
 
 __all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
 
@@ -46,7 +46,7 @@ class ChildSettings:
 def _eval_order(test: HeldOutTestSet, eval_subset: int | None, order_seed: int) -> np.ndarray:
     """Indices of the per-epoch test images, in the order the child sees them (secret, fixed per
     work folder so that a resumed run's earlier epochs keep their meaning)."""
-    from ..training.evaluation import subset_indices
+    from ...training.evaluation import subset_indices
 
     idx = subset_indices(test.num_test, eval_subset, "eval")
     idx_np = np.arange(test.num_test) if idx is None else idx.numpy()

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import strict_json
+from ... import strict_json
 from .inert import inert_text
-from .submission.record import Submission, SubmissionError
-from .sandbox import Sandbox, kill_namespace
+from ..submission.record import Submission, SubmissionError
+from .bwrap import Sandbox, kill_namespace
 
 __all__ = [
     "DEFAULT_INSPECT_LIMIT_S",
@@ -60,7 +60,7 @@ __all__ = [
 DEFAULT_INSPECT_LIMIT_S = 600.0
 DEFAULT_TRAIN_LIMIT_S = 72 * 3600.0
 DEFAULT_PREDICT_LIMIT_S = 2 * 3600.0
-WORKER_MODULE = "cifar10s.leaderboard.worker"
+WORKER_MODULE = "cifar10s.leaderboard.sandbox.worker"
 MAX_REPORT_BYTES = 16 << 20
 #: the most bytes of a child's log the scorer reads (the end of it)
 TAIL_BYTES = 64 << 10
@@ -84,11 +84,11 @@ def epoch_logits_name(epoch: int) -> str:
 
 
 def _package_parent() -> str:
-    return str(Path(__file__).resolve().parents[2])
+    return str(Path(__file__).resolve().parents[3])
 
 
 def _bootstrap(rlimits: dict[str, int] | None = None) -> str:
-    """``-m cifar10s.leaderboard.worker`` for the package this process runs, after its limits.
+    """``-m cifar10s.leaderboard.sandbox.worker`` for the package this process runs, after its limits.
 
     Isolated mode leaves the current folder off ``sys.path``, so a plain ``-m`` could run another
     installed copy of the package; the child puts this one's folder first, then runs the module.

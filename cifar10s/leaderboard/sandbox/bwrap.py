@@ -113,7 +113,7 @@ class Limits:
 
 def package_dir() -> Path:
     """The ``cifar10s`` package folder this process runs."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def _covered(path: str, roots: list[str]) -> bool:

@@ -1,4 +1,4 @@
-"""The child process that runs submission code: ``python -I -B -m cifar10s.leaderboard.worker job.json``.
+"""The child process that runs submission code: ``python -I -B -m cifar10s.leaderboard.sandbox.worker job.json``.
 
 Started by :mod:`.runner` (through ``runpy``, so that the child runs the scorer's own copy of the
 package) in a fresh scratch folder (its working directory), with a minimal
@@ -39,7 +39,7 @@ EXIT_SUBMISSION = 3
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    from ..store import atomic_file
+    from ...store import atomic_file
 
     with atomic_file(path) as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
@@ -53,7 +53,7 @@ def _prepare(job: dict[str, Any]) -> tuple[Any, Any]:
     """Threads, device and the submission's hooks (None for a registered model)."""
     import torch
 
-    from ..runtime import resolve_device
+    from ...runtime import resolve_device
     from .entry import load_hooks
 
     if job.get("threads"):
@@ -66,7 +66,7 @@ def _prepare(job: dict[str, Any]) -> tuple[Any, Any]:
 def _build(job: dict[str, Any], hooks: Any, seed: int, num_classes: int) -> Any:
     import torch
 
-    from ..runtime import derive_seed
+    from ...runtime import derive_seed
     from .entry import build_submission_model
 
     torch.manual_seed(derive_seed(seed, "init"))
@@ -102,7 +102,7 @@ class _EpochLogits:
         self._on: dict[str, Any] = {}
 
     def __call__(self, model: Any) -> float:
-        from ..training.evaluation import predict_logits
+        from ...training.evaluation import predict_logits
 
         if not self.pending:
             raise RuntimeError("the trainer evaluated more epochs than expected")
@@ -117,7 +117,7 @@ class _EpochLogits:
 
 
 def _start_epoch(workdir: Path) -> int:
-    from ..training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ...training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     path = workdir / CHECKPOINT_NAME
     return int(load_checkpoint(path)["epoch"]) if path.exists() else 0
@@ -127,8 +127,8 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_model
 
-    from ..training.config import TrainConfig
-    from ..training.trainer import train
+    from ...training.config import TrainConfig
+    from ...training.trainer import train
 
     device, hooks = _prepare(job)
     config = TrainConfig.from_dict(job["config"])
@@ -166,8 +166,8 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 def _predict(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from ..training.evaluation import predict_logits
-    from ..training.normalization import load_weights
+    from ...training.evaluation import predict_logits
+    from ...training.normalization import load_weights
 
     device, hooks = _prepare(job)
     images = torch.from_numpy(_load_npy(job["images"]))
@@ -199,7 +199,7 @@ def _clean(obj: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..store import atomic_write_json
+    from ...store import atomic_write_json
     from .entry import EntryError
 
     args = sys.argv[1:] if argv is None else argv
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(ok=False, kind="submission", problems=exc.problems)
         code = EXIT_SUBMISSION
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
-        from ..training.config import HookError
+        from ...training.config import HookError
 
         if isinstance(exc, HookError):
             entry = job["submission"].get("entry") or "submission"

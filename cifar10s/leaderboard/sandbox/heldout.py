@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import strict_json
-from ..constants import CIFAR10_MEMBER_MD5
-from ..folder import open_folder
-from ..store import MANIFEST, TEST_IMAGES, TEST_LABELS, IntegrityError, clean_folder, sha256_file
+from ... import strict_json
+from ...constants import CIFAR10_MEMBER_MD5
+from ...folder import open_folder
+from ...store import MANIFEST, TEST_IMAGES, TEST_LABELS, IntegrityError, clean_folder, sha256_file
 
 __all__ = [
     "HeldOutTestSet",
@@ -70,7 +70,7 @@ def verify_test_split(root: str | Path, fingerprint: str, images: np.ndarray, la
             raise IntegrityError(f"the clean test split differs from the values pinned in the package for its "
                                  f"CIFAR-10 source ({', '.join(bad)}); the clean folder was modified: {REBUILD_HINT}")
         return {"method": "pinned", "caveat": None, **got}
-    from ..sources.cifar10 import SourceError, find_cifar10, load_cifar10
+    from ...sources.cifar10 import SourceError, find_cifar10, load_cifar10
 
     source = find_cifar10(root)
     md5 = CIFAR10_MEMBER_MD5 if official_md5 is None else official_md5

@@ -1,0 +1,13 @@
+"""Running submission code: child processes in a bubblewrap sandbox, and what the scorer keeps from them.
+
+* :mod:`.bwrap`: the sandbox every child starts in (detection, binds, limits, the result's record).
+* :mod:`.runner`: starting a child, its time limit, reading back only a well-formed report and arrays.
+* :mod:`.worker`: the child's entry point (``inspect``, ``train``, ``predict``), the only place
+  submission code runs; :mod:`.entry` imports the submission's entry file there.
+* :mod:`.seedruns`: what the training and evaluating children are handed, their logits made accuracies.
+* :mod:`.heldout`: the clean test split, held by the scoring process; its labels never reach a child.
+* :mod:`.integrity`: the flip gap and the result's ``integrity`` block.
+* :mod:`.inert`: escape sequences and control characters stripped from what a child wrote.
+
+Nothing is imported here, so ``-m cifar10s.leaderboard.sandbox.worker`` starts without the scorer.
+"""
