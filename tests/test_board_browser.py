@@ -70,7 +70,7 @@ def render_demo(out: Path) -> Path:
     import json
 
     from cifar10s.leaderboard import write_leaderboard
-    from cifar10s.leaderboard.signing import TrustedKeys, load_signing_key, sign_record
+    from cifar10s.leaderboard.board.signing import TrustedKeys, load_signing_key, sign_record
 
     work = out.parent / f"{out.name}-signed"
     key = load_signing_key(work / "key.pem")

@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cifar10s.leaderboard.curve_plot import chart_png, chart_svg, curves_html, write_curve_pngs
-from cifar10s.leaderboard.curves import (
+from cifar10s.leaderboard.board.curve_plot import chart_png, chart_svg, curves_html, write_curve_pngs
+from cifar10s.leaderboard.board.curves import (
     CHANCE_LOSS_MARGIN,
     build_charts,
     chance_note,
@@ -19,11 +20,15 @@ from cifar10s.leaderboard.curves import (
     seed_at_chance,
     with_chance_notes,
 )
-from cifar10s.leaderboard.render import render_html, render_markdown, write_leaderboard
-from cifar10s.leaderboard.results import checked_entries
+from cifar10s.leaderboard.board.render import render_html, render_markdown, write_leaderboard
+from cifar10s.leaderboard.board.results import checked_entries
+from cifar10s.leaderboard.board.signing import SigningKey, TrustedKeys, sign_record
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "leaderboard" / "examples" / "cpu-demo"
 LN10 = math.log(10)
+#: the board ranks only signed results of a sandboxed scorer: this module's key, held in memory
+KEY = SigningKey(Ed25519PrivateKey.generate(), Path("test-scorer.pem"))
+TRUSTED = TrustedKeys.of(KEY.public_raw, where="the test's key")
 
 
 def _records(test, train=None, loss=None):
@@ -51,8 +56,9 @@ def _result(variant: str, seeds: list[list[dict]], method: str = "standard") -> 
     r["seeds"] = list(range(len(seeds)))
     vals = [s["final_test_acc"] for s in per_seed]
     r["summary"]["final_test_acc"].update(mean=sum(vals) / len(vals), n=len(vals), values=vals, std=0.0)
+    r["sandbox"] = {"tool": "bubblewrap", "version": "0.0-test"}
     r["_file"] = f"lenet5-{method}--{folder}--cpu-smoke.json"
-    return r
+    return sign_record(r, KEY)
 
 
 STUCK = _records([0.1] * 5, train=[0.1, 0.1, 0.098, 0.101, 0.1], loss=[2.3071, 2.3030, 2.3027, 2.3026, 2.3026])
@@ -173,20 +179,20 @@ def test_hostile_text_is_escaped():
 def test_board_marks_chance_seeds_and_draws_curves(tmp_path):
     stuck = _result("clean", [STUCK, _records([0.3, 0.4, 0.45, 0.48, 0.5])])
     fine = _result("ops", [_records([0.2, 0.2, 0.2])])
-    rows, _ = checked_entries([stuck, fine])
+    rows, _ = checked_entries([stuck, fine], trusted=TRUSTED)
     noted = with_chance_notes(rows, [stuck, fine])
     assert [len(e.notes) - len(r.notes) for e, r in zip(noted, rows)] == [1, 0]
     assert "seed 0 never left chance" in noted[0].notes[-1]
     assert chance_note(fine) is None
-    page = render_html([stuck, fine])
+    page = render_html([stuck, fine], trusted_keys=TRUSTED)
     assert "seed 0 never left chance" in page and "<h2>Learning curves</h2>" in page
     assert page.count("<svg") >= 2  # the accuracy chart and the curves
-    assert "seed 0 never left chance" in render_markdown([stuck, fine])
+    assert "seed 0 never left chance" in render_markdown([stuck, fine], trusted_keys=TRUSTED)
     folder = tmp_path / "results"
     folder.mkdir()
     for r in (stuck, fine):
         (folder / r["_file"]).write_text(json.dumps({k: v for k, v in r.items() if k != "_file"}))
-    write_leaderboard(folder, tmp_path / "site")
+    write_leaderboard(folder, tmp_path / "site", trusted_keys=TRUSTED)
     pngs = sorted(p.name for p in (tmp_path / "site").glob("*.png"))
     assert pngs == ["curves-lenet5-standard-cpu-smoke.png"]
     assert re.search(r'href="curves-lenet5-standard-cpu-smoke\.png"', (tmp_path / "site" / "index.html").read_text())
@@ -196,7 +202,7 @@ def test_curves_modules_import_no_torch():
     """The curve code itself is plain Python + Pillow (the package it sits in may import torch)."""
     import ast
 
-    pkg = Path(__file__).resolve().parents[1] / "cifar10s" / "leaderboard"
+    pkg = Path(__file__).resolve().parents[1] / "cifar10s" / "leaderboard" / "board"
     for name in ("curves.py", "curve_plot.py"):
         tree = ast.parse((pkg / name).read_text())
         mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

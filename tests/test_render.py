@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import data_caveats, write_leaderboard
-from cifar10s.leaderboard import render as render_mod
-from cifar10s.leaderboard import result_file
-from cifar10s.leaderboard import results as results_mod
-from cifar10s.leaderboard.render import load_results
-from cifar10s.leaderboard.results import MalformedResult, parse_result
-from cifar10s.leaderboard.signing import SigningKey, TrustedKeys, load_signing_key, sign_record
+from cifar10s.leaderboard.board import render as render_mod
+from cifar10s.leaderboard.board import result_file
+from cifar10s.leaderboard.board import results as results_mod
+from cifar10s.leaderboard.board.render import load_results
+from cifar10s.leaderboard.board.results import MalformedResult, parse_result
+from cifar10s.leaderboard.board.signing import SigningKey, TrustedKeys, load_signing_key, sign_record
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "leaderboard" / "examples" / "cpu-demo"

@@ -21,9 +21,9 @@ import pytest
 
 from cifar10s import strict_json
 from cifar10s.cli.main import main as cli
-from cifar10s.leaderboard import render, result_file, signing
-from cifar10s.leaderboard.result_file import MalformedResult, read_result, write_result
-from cifar10s.leaderboard.signing import SigningError, TrustedKeys, load_signing_key, sign_record, verify_record
+from cifar10s.leaderboard.board import render, result_file, signing
+from cifar10s.leaderboard.board.result_file import MalformedResult, read_result, write_result
+from cifar10s.leaderboard.board.signing import SigningError, TrustedKeys, load_signing_key, sign_record, verify_record
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_FILE = REPO / "leaderboard" / "examples" / "cpu-demo" / "lenet5-standard--em--cpu-smoke.json"
@@ -364,7 +364,7 @@ def test_rendering_the_board_imports_no_torch_and_no_trainer(board, scorer, tmp_
     assert run.returncode == 0, run.stderr[-2000:]
     assert "rendered 1 verified result(s)" in run.stdout
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
-    assert "cifar10s.leaderboard.render" in imported  # the import log is the board's
+    assert "cifar10s.leaderboard.board.render" in imported  # the import log is the board's
     assert not {m for m in imported if m == "torch" or m.startswith(("torch.", "torchvision"))}
     assert not {m for m in imported if m.startswith(("cifar10s.training", "cifar10s.leaderboard.scoring"))}
     code = ("import sys; from cifar10s.cli.main import main; "
@@ -375,7 +375,8 @@ def test_rendering_the_board_imports_no_torch_and_no_trainer(board, scorer, tmp_
 
 
 def test_the_schema_module_is_the_one_both_sides_use():
-    from cifar10s.leaderboard import results, scoring
+    from cifar10s.leaderboard import scoring
+    from cifar10s.leaderboard.board import results
 
     assert scoring.write_result is result_file.write_result and scoring.ResultRecord is result_file.ResultRecord
     assert results.read_result is result_file.read_result and results.validate_result is result_file.validate_result

@@ -55,7 +55,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _trusted(folder: Path | None) -> Any:
-    from ..leaderboard.signing import load_trusted_keys
+    from ..leaderboard.board.signing import load_trusted_keys
 
     keys = load_trusted_keys(folder if folder is not None and folder.is_dir() else None)
     if folder is None or not folder.is_dir():
@@ -67,7 +67,7 @@ def _trusted(folder: Path | None) -> Any:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..leaderboard.render import trusted_keys_beside, write_leaderboard
+    from ..leaderboard.board.render import trusted_keys_beside, write_leaderboard
 
     keys = _trusted(args.trusted_keys if args.trusted_keys is not None else trusted_keys_beside(args.results))
     md, page, n, skipped = write_leaderboard(args.results, args.out, trusted_keys=keys)
@@ -78,7 +78,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from ..leaderboard.signing import default_key_path, load_signing_key
+    from ..leaderboard.board.signing import default_key_path, load_signing_key
 
     path = args.key if args.key is not None else default_key_path()
     existed = path.exists()
@@ -92,9 +92,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_result(args: argparse.Namespace) -> int:
-    from ..leaderboard.result_file import MalformedResult, read_result, sandbox_label
-    from ..leaderboard.results import clean_text, parse_result
-    from ..leaderboard.signing import verify_record
+    from ..leaderboard.board.result_file import MalformedResult, read_result, sandbox_label
+    from ..leaderboard.board.results import clean_text, parse_result
+    from ..leaderboard.board.signing import verify_record
 
     keys = _trusted(args.trusted_keys)
     failed = 0

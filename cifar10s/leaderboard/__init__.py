@@ -30,30 +30,30 @@ _LAZY = {
     "Submission": ".submission",
     "SubmissionError": ".submission",
     "compare": "..paper",
-    "data_caveats": ".result_file",
+    "data_caveats": ".board.result_file",
     "export_shuffled": ".shuffle",
     "format_comparison": "..paper",
     "load_baselines": "..paper",
-    "load_results": ".render",
+    "load_results": ".board.render",
     "load_shuffled": ".shuffle",
     "load_submission": ".submission",
     "lookup": "..paper",
-    "render_html": ".render",
-    "render_markdown": ".render",
+    "render_html": ".board.render",
+    "render_markdown": ".board.render",
     "run_table1": ".shuffle_table1",
     "score_submission": ".scoring",
     "shuffle_perturbations": ".shuffle",
     "shuffled_variant": ".shuffle",
     "validate_submission": ".submission",
-    "write_leaderboard": ".render",
+    "write_leaderboard": ".board.render",
 }
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
     from ..paper import compare, format_comparison, load_baselines, lookup
-    from .render import load_results, render_html, render_markdown, write_leaderboard
-    from .result_file import data_caveats
+    from .board.render import load_results, render_html, render_markdown, write_leaderboard
+    from .board.result_file import data_caveats
     from .scoring import ScoringInterrupted, score_submission
     from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
     from .shuffle_table1 import run_table1

@@ -23,7 +23,7 @@ from ..store import TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json
 from ..variants import VariantSpec
 from ..version import __version__
 from ..paper import train_set_name
-from .result_file import data_caveats
+from .board.result_file import data_caveats
 
 __all__ = [
     "STD_DEFINITION",

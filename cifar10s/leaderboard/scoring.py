@@ -48,11 +48,11 @@ from ..paper import compare, format_comparison
 from .sandbox.heldout import HeldOutTestSet
 from .sandbox.integrity import integrity_lines, integrity_record
 from .provenance import STD_DEFINITION, code_version, dataset_provenance, environment, stamp_workdir, summary
-from .result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
+from .board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
 from .sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from .sandbox.bwrap import Sandbox, resolve_sandbox
 from .sandbox.seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
-from .signing import load_signing_key
+from .board.signing import load_signing_key
 from .submission import Submission, inspect_submission, load_submission
 
 __all__ = [

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import strict_json
-from ..constants import DEFAULT_RECIPE
-from ..store import atomic_write_bytes
+from ... import strict_json
+from ...constants import DEFAULT_RECIPE
+from ...store import atomic_write_bytes
 from .signing import SIGNATURE_FIELD, SigningKey, load_signing_key, sign_record
 
 __all__ = [

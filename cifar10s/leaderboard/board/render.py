@@ -1,6 +1,6 @@
 """Render leaderboard results as Markdown and as a self-contained static HTML page.
 
-Records go through :func:`cifar10s.leaderboard.results.checked_entries` first, so whatever the
+Records go through :func:`cifar10s.leaderboard.board.results.checked_entries` first, so whatever the
 renderers are given, only checked fields of results signed by a trusted key reach the tables;
 every other file is listed under "Unverified files" with the reason instead of breaking the board.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store import atomic_write_bytes
+from ...store import atomic_write_bytes
 from .board_assets import CSS, JS
 from .chart import accuracy_chart, final_text, pct, set_title
 from .curve_plot import curves_html, write_curve_pngs
@@ -132,7 +132,7 @@ def _paper_entries(reproduced: Sequence[Entry], comparable: bool) -> list[Entry]
     pixels. A setting printed in several tables with the same number (ResNet-18, standard, OPS:
     15.56 in Tables 2, 4 and 5) is one row naming every table it is printed in.
     """
-    from ..paper import load_baselines, rows
+    from ...paper import load_baselines, rows
 
     keys = {(e.model_key, e.method.lower(), e.paper_train_set) for e in reproduced
             if e.model_key and e.paper_train_set}
@@ -384,7 +384,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
 
     Only records signed by one of ``trusted_keys`` get a row (see :func:`render_markdown`).
     """
-    from .. import __version__
+    from ... import __version__
 
     esc = html.escape
     rows, skipped = _checked(results, skipped, trusted_keys)

@@ -216,7 +216,7 @@ def parse_result(data: Any, file: str = "") -> Entry:
     Raises :class:`MalformedResult` naming the first field that is missing, of the wrong type,
     not finite, out of range or too long. Unknown fields are ignored.
     """
-    from ..paper import canonical_model, lookup
+    from ...paper import canonical_model, lookup
 
     data = validate_result(data)
 

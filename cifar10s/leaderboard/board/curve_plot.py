@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store import atomic_write_bytes
+from ...store import atomic_write_bytes
 from .curves import Chart, Series
 
 __all__ = ["chart_png", "chart_svg", "curves_html", "png_name", "write_curve_pngs"]

@@ -47,7 +47,7 @@ def _short(text: str, n: int = 18) -> str:
 
 def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
     """Grouped bars: one group per (model, method, defense), one bar per training set (best entry)."""
-    from ..paper import lookup, rows
+    from ...paper import lookup, rows
 
     best: dict[tuple[str, str, str], dict[str, Entry]] = {}
     for e in entries:
