@@ -18,7 +18,7 @@ import torch
 import cifar10s
 from cifar10s.cli.main import build_parser, main
 from cifar10s.dataset import CIFAR10S
-from cifar10s.leaderboard.shuffle import (
+from cifar10s.leaderboard.table1.shuffle import (
     EXPORT_FILES,
     export_shuffled,
     load_shuffled,
@@ -26,7 +26,7 @@ from cifar10s.leaderboard.shuffle import (
     shuffle_perturbations,
     shuffled_variant,
 )
-from cifar10s.leaderboard.shuffle_table1 import PAPER_TABLE1, format_table1, run_table1
+from cifar10s.leaderboard.table1.run import PAPER_TABLE1, format_table1, run_table1
 from cifar10s.onepixel import apply_shortcuts
 from cifar10s.release.builders import (
     SHORTCUT_FILE,
@@ -279,6 +279,12 @@ def test_table1_layout_json_and_print(table1):
     assert on_disk["accuracy"] == result["accuracy"] and on_disk["format"] == "cifar10s-table1-result"
     assert on_disk["preset_diff"]["epochs"]["used"] == 4 and on_disk["overrides"] == SMOKE
     assert on_disk["shuffle"]["variants"]["ops-k1"]["permutation_sha256"]
+    data = on_disk["data"]  # each set's folder, as the scorer's provenance module describes a loaded split
+    assert all(set(data[s]) == {"manifest_sha256", "source_fingerprint", "official_cifar10", "num_images"}
+               for s in ("clean", "ops-k1", "clean-test"))
+    assert data["clean"]["num_images"] == data["ops-k1"]["num_images"] == N
+    assert data["clean-test"]["manifest_sha256"] == data["clean"]["manifest_sha256"]  # the test split is clean/'s
+    assert data["ops-k1"]["source_fingerprint"] == data["clean"]["source_fingerprint"]
     for run in result["runs"].values():
         (r,) = run
         assert r["epochs"] == 4 and r["resumed_from_epoch"] == 0

@@ -26,24 +26,24 @@ from typing import TYPE_CHECKING, Any
 #: public name -> the module that defines it, relative to this package
 _LAZY = {
     "ScoringInterrupted": ".scoring",
-    "ShuffledSet": ".shuffle",
+    "ShuffledSet": ".table1.shuffle",
     "Submission": ".submission",
     "SubmissionError": ".submission",
     "compare": "..paper",
     "data_caveats": ".board.result_file",
-    "export_shuffled": ".shuffle",
+    "export_shuffled": ".table1.shuffle",
     "format_comparison": "..paper",
     "load_baselines": "..paper",
     "load_results": ".board.render",
-    "load_shuffled": ".shuffle",
+    "load_shuffled": ".table1.shuffle",
     "load_submission": ".submission",
     "lookup": "..paper",
     "render_html": ".board.render",
     "render_markdown": ".board.render",
-    "run_table1": ".shuffle_table1",
+    "run_table1": ".table1.run",
     "score_submission": ".scoring",
-    "shuffle_perturbations": ".shuffle",
-    "shuffled_variant": ".shuffle",
+    "shuffle_perturbations": ".table1.shuffle",
+    "shuffled_variant": ".table1.shuffle",
     "validate_submission": ".submission",
     "write_leaderboard": ".board.render",
 }
@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from .board.render import load_results, render_html, render_markdown, write_leaderboard
     from .board.result_file import data_caveats
     from .scoring import ScoringInterrupted, score_submission
-    from .shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
-    from .shuffle_table1 import run_table1
+    from .table1.shuffle import ShuffledSet, export_shuffled, load_shuffled, shuffle_perturbations, shuffled_variant
+    from .table1.run import run_table1
     from .submission import Submission, SubmissionError, load_submission, validate_submission
 
 

@@ -11,7 +11,7 @@ import platform
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,12 +25,16 @@ from ..version import __version__
 from ..paper import train_set_name
 from .board.result_file import data_caveats
 
+if TYPE_CHECKING:
+    from ..dataset import CIFAR10S
+
 __all__ = [
     "STD_DEFINITION",
     "code_version",
     "data_caveats",
     "dataset_provenance",
     "environment",
+    "split_provenance",
     "stamp_workdir",
     "summary",
 ]
@@ -73,6 +77,21 @@ def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
         "official_cifar10": folder.source.official,
         "recipe": (folder.manifest.get("recipe") or {}).get("version"),  # None for variants without EM
         "built_with_cifar10s": folder.manifest.get("environment", {}).get("cifar10s"),
+    }
+
+
+def split_provenance(ds: CIFAR10S) -> dict[str, Any]:
+    """Which images a loaded split holds: its folder's manifest sha256 and source, and its size.
+
+    The shuffle experiment records this for every set it trains or evaluates on (the test split's
+    folder is ``clean/``).
+    """
+    source = ds.folder.source
+    return {
+        "manifest_sha256": ds.folder.manifest_sha256(),
+        "source_fingerprint": source.fingerprint,
+        "official_cifar10": source.official,
+        "num_images": int(len(ds.targets)),
     }
 
 

@@ -20,7 +20,7 @@ How a perturbation moves depends on what it is:
 :func:`shuffle_perturbations` is the pure function; :func:`shuffled_variant` applies it to a
 built variant; :func:`export_shuffled` / :func:`load_shuffled` write and read the set as a
 folder of ``.npy`` files with a sha256 manifest. The experiment itself (train, evaluate, print
-beside the paper) is :mod:`.shuffle_table1`.
+beside the paper) is :mod:`.run`.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import __version__
-from ..constants import DATA_FORMAT_VERSION
-from ..dataset import CIFAR10S
-from ..onepixel import ShortcutSearch, apply_shortcuts
-from ..folder import open_folder
-from ..release.builders import load_shortcut, variant_folder
-from ..runtime import derive_seed
-from ..store import EVAL_IMAGES, EVAL_LABELS, MANIFEST, atomic_write_json, save_array
-from ..variants import VariantSpec, parse_variant
+from ... import __version__
+from ...constants import DATA_FORMAT_VERSION
+from ...dataset import CIFAR10S
+from ...onepixel import ShortcutSearch, apply_shortcuts
+from ...folder import open_folder
+from ...release.builders import load_shortcut, variant_folder
+from ...runtime import derive_seed
+from ...store import EVAL_IMAGES, EVAL_LABELS, MANIFEST, atomic_write_json, save_array
+from ...variants import VariantSpec, parse_variant
 
 __all__ = [
     "DEFINITION",

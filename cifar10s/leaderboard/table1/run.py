@@ -25,18 +25,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
-from ..dataset import CIFAR10S
-from ..models import build_model
-from ..runtime import derive_seed, resolve_device
-from ..store import atomic_write_json
-from ..training.presets import diff_from_paper, resolve_preset
-from ..training.checkpoint import load_checkpoint
-from ..training.config import TrainConfig
-from ..training.evaluation import Evaluator, evaluate
-from ..training.normalization import attach_if_saved_with_it
-from ..training.trainer import train
-from ..variants import VariantSpec
+from ... import __version__
+from ...dataset import CIFAR10S
+from ...models import build_model
+from ...runtime import derive_seed, resolve_device
+from ...store import atomic_write_json
+from ...training.presets import diff_from_paper, resolve_preset
+from ...training.checkpoint import load_checkpoint
+from ...training.config import TrainConfig
+from ...training.evaluation import Evaluator, evaluate
+from ...training.normalization import attach_if_saved_with_it
+from ...training.trainer import train
+from ...variants import VariantSpec
+from ..provenance import split_provenance
 from .shuffle import DEFINITION, load_perturbed, shuffle_perturbations, shuffle_spec
 
 __all__ = ["PAPER_TABLE1", "PAPER_TABLE1_SOURCE", "format_table1", "run_table1"]
@@ -53,7 +54,7 @@ _TABLE1_COLUMNS = {"clean": "clean", "em": "em", "ops": "ops-k1"}
 
 def _paper_table1() -> dict[str, dict[str, float | None]]:
     """``[evaluating data][training data]`` -> accuracy (%) from the stored Table 1; None for '-'."""
-    from ..paper import rows
+    from ...paper import rows
 
     grid: dict[str, dict[str, float | None]] = {
         r: {c: None for c in _TABLE1_COLUMNS.values()} for r in _TABLE1_ROWS.values()}
@@ -107,16 +108,6 @@ def _load_weights(model: nn.Module, path: Path) -> None:
     if isinstance(state, dict) and "model" in state and "format" in state:  # a trainer checkpoint.pt
         state = state["model"]
     attach_if_saved_with_it(model, state).load_state_dict(state)
-
-
-def _provenance(ds: CIFAR10S, root: str | Path) -> dict[str, Any]:
-    source = ds.folder.source  # the test split's folder is clean/
-    return {
-        "manifest_sha256": ds.folder.manifest_sha256(),
-        "source_fingerprint": source.fingerprint,
-        "official_cifar10": source.official,
-        "num_images": int(len(ds.targets)),
-    }
 
 
 def _check_args(variants: Sequence[str | VariantSpec], seeds: Sequence[int], overrides: Mapping[str, Any],
@@ -187,7 +178,7 @@ def run_table1(
     train_sets: dict[str, np.ndarray] = {"clean": clean.data}
     perturbed_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {"clean": (clean.data, labels)}
     shuffled_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    data = {"clean": _provenance(clean, root), CLEAN_TEST: _provenance(test, root)}
+    data = {"clean": split_provenance(clean), CLEAN_TEST: split_provenance(test)}
     shuffles: dict[str, Any] = {}
     for spec in specs:
         name = spec.folder_name
@@ -196,7 +187,7 @@ def run_table1(
         train_sets[name] = perturbed.data
         perturbed_rows[name] = (perturbed.data, labels)
         shuffled_rows[f"shuffled-{name}"] = (shuffled.images, shuffled.labels)
-        data[name] = _provenance(perturbed, root)
+        data[name] = split_provenance(perturbed)
         shuffles[name] = {
             "permutation_sha256": hashlib.sha256(shuffled.permutation.tobytes()).hexdigest(),
             "unmoved_images": int(np.count_nonzero(shuffled.permutation == np.arange(len(labels)))),
