@@ -266,3 +266,22 @@ def test_interrupted_scoring_resumes_to_the_same_result(tmp_path, built_root, ki
     (folder / "submission.json").write_text(json.dumps({**meta, "description": "changed"}))
     with pytest.raises(ValueError, match="holds a scoring run of something else"):
         score_submission(folder, built_root, out=a, **kw)
+
+
+def test_a_training_set_of_another_cifar10_copy_is_refused_before_anything_runs(tmp_path, built):
+    """Train and test must come from one CIFAR-10 copy; the scorer relies on the dataset's one
+    check (:func:`cifar10s.folder.require_same_source`) and stops before a child starts."""
+    import shutil
+
+    from cifar10s.store import MANIFEST, IntegrityError, variant_folder
+    from cifar10s.variants import VariantSpec
+
+    root = tmp_path / "root"
+    shutil.copytree(built, root)
+    manifest_path = variant_folder(root, VariantSpec("ops")) / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["source"]["fingerprint"] = "0" * len(manifest["source"]["fingerprint"])
+    manifest_path.write_text(json.dumps(manifest))
+    sub = write_submission(tmp_path / "sub", {**META, "model": "lenet5", "method": "standard"})
+    with pytest.raises(IntegrityError, match="different CIFAR-10 source"):
+        score_submission(sub, root, variant="ops", preset="cpu-smoke", device="cpu", sandbox=False, log=None)

@@ -1,25 +1,25 @@
 """Train a submission on a CIFAR-10-S variant and score it on the clean CIFAR-10 test set.
 
 The process that runs :func:`score_submission` holds the test labels, so it never runs
-submission code. In order:
+submission code. In order (1-2: :func:`prepare_scoring`, 3-5: :func:`run_seeds`, 6: :func:`assemble_result`):
 
 1. it reads and checks ``submission.json`` and the submission's files (no import,
    :mod:`.submission`);
 2. it reads the training set (hashes checked against its manifest) and the clean test split
-   into memory, verifying the test arrays against the package's pins (:mod:`.heldout`), before any
-   child process starts;
-3. a child imports the entry and reports its hooks (:func:`.runner.inspect_submission`);
+   into memory, verifying the test arrays against the package's pins (:mod:`.sandbox.heldout`),
+   before any child process starts;
+3. a child imports the entry and reports its hooks (:func:`.submission.inspect_submission`);
 4. per seed, a child trains on a private copy of the training set in the seed's work folder, and
    writes logits of the per-epoch test images (no labels) and the final weights as safetensors
-   (:func:`.seedruns.train_seed`);
+   (:func:`.sandbox.seedruns.train_seed`);
 5. one more child runs every seed's weights on the test images and their horizontal flips,
-   shuffled together in a secret order (:func:`.seedruns.evaluate_seeds`);
+   shuffled together in a secret order (:func:`.sandbox.seedruns.evaluate_seeds`);
 6. this process computes every accuracy, checks (after every child) that no data file changed,
    and only then writes the result, with the flip gap in its ``integrity`` block
-   (:mod:`.integrity`).
+   (:mod:`.sandbox.integrity`).
 
 Results are one JSON file per (submission, training set, preset) in the format of
-:mod:`.result_file`, signed with this installation's key (:mod:`.signing`) and written atomically, with
+:mod:`.board.result_file`, signed with this installation's key (:mod:`.board.signing`) and written atomically, with
 provenance: dataset manifest hashes, code version, seeds, preset and ``preset_diff``, device,
 wall time, and per-seed accuracies with their mean and sample standard deviation. Each seed
 trains in its own checkpointed work folder, so an interrupted scoring run resumes and ends with
@@ -34,6 +34,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 
 from ..runtime import resolve_device
-from ..store import IntegrityError, variant_folder
+from ..store import variant_folder
 from ..variants import VariantSpec, parse_variant
 from ..paper import compare, format_comparison
 from .sandbox.heldout import HeldOutTestSet
@@ -52,16 +53,21 @@ from .board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_c
 from .sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from .sandbox.bwrap import Sandbox, resolve_sandbox
 from .sandbox.seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
-from .board.signing import load_signing_key
+from .board.signing import SigningKey, load_signing_key
 from .submission import Submission, inspect_submission, load_submission
 
 __all__ = [
     "RESULT_FORMAT",
+    "PreparedRun",
     "ScoringInterrupted",
+    "SeedRuns",
+    "assemble_result",
     "code_version",
     "data_caveats",
     "dataset_provenance",
+    "prepare_scoring",
     "result_stem",
+    "run_seeds",
     "score_submission",
 ]
 
@@ -145,22 +151,63 @@ def score_submission(
       probe on the device and stated before training starts; a run estimated over an hour on a
       CPU raises :class:`~cifar10s.training.estimate.SlowRunError` unless this is set.
     * ``signing_key``: the private key file that signs the result (default: this installation's,
-      :func:`.signing.default_key_path`, created on first use); read before anything runs.
+      :func:`.board.signing.default_key_path`, created on first use); read before anything runs.
     * ``sandbox``: True (default) runs every child in the operating-system sandbox
-      (:mod:`.sandbox`) and raises :class:`~.sandbox.SandboxUnavailable` before anything else
+      (:mod:`.sandbox.bwrap`) and raises :class:`~.sandbox.bwrap.SandboxUnavailable` before anything else
       where it cannot start; False runs them without one and the result records
-      ``"sandbox": "none"``; a :class:`~.sandbox.Sandbox` is used as given.
+      ``"sandbox": "none"``; a :class:`~.sandbox.bwrap.Sandbox` is used as given.
 
     Raises :class:`~.submission.SubmissionError` (the submission is at fault),
-    :class:`~.runner.WorkerFailed` (a child died, hung or returned malformed output) or
+    :class:`~.sandbox.runner.WorkerFailed` (a child died, hung or returned malformed output) or
     :class:`~cifar10s.store.IntegrityError` (the data is not what the package expects, or changed
     while scoring); no result is written then.
     """
-    from cifar10s.dataset import CIFAR10S
-    from cifar10s.training.presets import PRESETS, diff_from_paper
-
     t_start = time.perf_counter()
     say = log or (lambda _msg: None)
+    run = prepare_scoring(submission, root, variant=variant, preset=preset, seeds=seeds, device=device, out=out,
+                          workdir=workdir, overrides=overrides, progress=progress, time_limit_s=time_limit_s,
+                          signing_key=signing_key, sandbox=sandbox)
+    ran = run_seeds(run, stop_after_epoch=stop_after_epoch, allow_slow=allow_slow, say=say)
+    return assemble_result(run, ran, t_start=t_start, say=say)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A scoring run checked and its data loaded, before any child starts (see :func:`prepare_scoring`)."""
+
+    sub: Submission
+    spec: VariantSpec
+    preset: str
+    seeds: list[int]
+    overrides: dict[str, Any]
+    dev: torch.device
+    box: Sandbox | None
+    settings: ChildSettings
+    out_dir: Path | None
+    stem: str
+    work_root: Path | None
+    key: SigningKey | None
+    dataset: dict[str, Any]
+    test: HeldOutTestSet
+    images: np.ndarray
+    labels: np.ndarray
+    time_limit_s: float | None
+
+
+def prepare_scoring(submission: Submission | str | Path, root: str | Path, *, variant: str | VariantSpec, preset: str,
+                    seeds: Sequence[int], device: torch.device | str | None, out: str | Path | None,
+                    workdir: str | Path | None, overrides: dict[str, Any] | None, progress: bool,
+                    time_limit_s: float | None, signing_key: str | Path | None, sandbox: bool | Sandbox) -> PreparedRun:
+    """Everything :func:`score_submission` checks and loads before a child starts.
+
+    The arguments are checked (bad settings fail before anything runs), the sandbox and the
+    signing key are found, and the training set (hashes checked, and from the same CIFAR-10 copy
+    as the clean test folder: :class:`~cifar10s.dataset.CIFAR10S` refuses a mix) and the held-out
+    test split are read into this process.
+    """
+    from cifar10s.dataset import CIFAR10S
+    from cifar10s.training.presets import PRESETS
+
     box = resolve_sandbox(sandbox)  # no sandbox, no run (unless asked for none)
     sub = submission if isinstance(submission, Submission) else load_submission(submission)
     spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
@@ -182,37 +229,57 @@ def score_submission(
     key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
 
     # the data, verified, in this process before any submission code runs
-    train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)
+    train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)  # refuses a variant of another source
     dataset = dataset_provenance(root, spec)
     test = HeldOutTestSet(root, watch=(variant_folder(root, spec),))
-    if dataset["source_fingerprint"] != test.provenance["source_fingerprint"]:
-        raise IntegrityError("the training variant and the clean test folder come from different CIFAR-10 sources")
     images = np.array(train_ds.data, copy=True)
     labels = np.asarray(train_ds.targets, dtype=np.int64)
     del train_ds
+    return PreparedRun(sub=sub, spec=spec, preset=preset, seeds=seeds, overrides=overrides, dev=dev, box=box,
+                       settings=settings, out_dir=out_dir, stem=stem, work_root=work_root, key=key, dataset=dataset,
+                       test=test, images=images, labels=labels, time_limit_s=time_limit_s)
 
+
+@dataclass(frozen=True)
+class SeedRuns:
+    """What :func:`run_seeds` gave back: the inspected submission, the first seed's config, a record per seed."""
+
+    sub: Submission
+    config: Any
+    per_seed: list[dict[str, Any]]
+
+
+def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: bool,
+              say: Callable[[str], None]) -> SeedRuns:
+    """Inspect the submission (if not done yet), train one child per seed, evaluate them all in one more.
+
+    The data folders are checked unchanged after every child and after the last one.
+    """
+    sub, spec, test, seeds, settings = run.sub, run.spec, run.test, run.seeds, run.settings
     per_seed: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
+        work_root = run.work_root
         temporary = work_root is None
         if work_root is None:  # nothing to resume from: train in a folder removed afterwards
             work_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cifar10s-score-")))
         # work folders of something else are refused before any child starts
         stamps = {seed: stamp_workdir(work_root / f"seed-{seed}", {
-            "submission_sha256": sub.digest, "variant": spec.folder_name, "preset": preset, "seed": seed,
-            "overrides": overrides, "train_manifest_sha256": dataset["manifest_sha256"],
+            "submission_sha256": sub.digest, "variant": spec.folder_name, "preset": run.preset, "seed": seed,
+            "overrides": run.overrides, "train_manifest_sha256": run.dataset["manifest_sha256"],
             "test_manifest_sha256": test.provenance["manifest_sha256"], "_eval_order": secrets.randbits(63),
         }) for seed in seeds}
         if not sub.inspected:
-            sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=time_limit_s, sandbox=box)
+            sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=run.time_limit_s,
+                                     sandbox=run.box)
             test.check_unchanged()  # after every child: stop as soon as the data folders were touched
-        configs = {s: resolve_config(sub, preset, s, overrides) for s in seeds}
+        configs = {s: resolve_config(sub, run.preset, s, run.overrides) for s in seeds}
         first = configs[seeds[0]]
         say(f"scoring {sub.name!r} ({sub.model or sub.entry}, method {sub.method}) on {spec.folder_name}, preset "
-            f"{preset}, seeds {seeds}, device {dev}")
-        _state_estimate(sub, first, len(labels), len(seeds), dev, allow_slow, say)
+            f"{run.preset}, seeds {seeds}, device {run.dev}")
+        _state_estimate(sub, first, len(run.labels), len(seeds), run.dev, allow_slow, say)
         for seed in seeds:
-            per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], images, labels,
-                                       test, settings, stop_after_epoch))
+            per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], run.images,
+                                       run.labels, test, settings, stop_after_epoch))
             test.check_unchanged()
         evaluate_seeds(sub, per_seed, first, test, settings)
         if temporary:
@@ -223,7 +290,15 @@ def score_submission(
         say(f"  seed {p['seed']}: final clean test accuracy {100 * p['final_test_acc']:.2f}% ({test.num_test} "
             f"images; flipped {100 * p['flipped_test_acc']:.2f}%); best epoch, selected on the test set: {best}")
     test.check_unchanged()  # and after the last one, before anything is written
+    return SeedRuns(sub, first, per_seed)
 
+
+def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Callable[[str], None]) -> dict[str, Any]:
+    """The result of the seeds' accuracies with its provenance; reported, and written signed when ``out`` was given."""
+    from cifar10s.training.presets import diff_from_paper
+
+    sub, first, per_seed = ran.sub, ran.config, ran.per_seed
+    spec, preset, test, dataset, seeds = run.spec, run.preset, run.test, run.dataset, run.seeds
     diff = diff_from_paper(first, first.model_name)
     diff.pop("seed", None)
     config_dict = first.to_dict()
@@ -245,14 +320,14 @@ def score_submission(
         device=per_seed[0]["device"],
         # the numerics that ran (the paper: float32); any difference is also in preset_diff
         precision=per_seed[0]["precision"],
-        environment=environment(dev),
+        environment=environment(run.dev),
         wall_time_s=time.perf_counter() - t_start,
         train_time_s=sum(p["train_time_s"] for p in per_seed),
         eval={"per_epoch_images": _per_epoch_images(first, test),
               "final_images": test.num_test, "flipped_images": test.num_test,
               "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
         isolation=ISOLATION,
-        sandbox=box.describe() if box is not None else SANDBOX_NONE,
+        sandbox=run.box.describe() if run.box is not None else SANDBOX_NONE,
         integrity=integrity,
         per_seed=per_seed,
         summary={
@@ -265,12 +340,12 @@ def score_submission(
     )
     result = record.to_dict()
     _report(say, sub, result, comparisons, diff, dataset, spec, preset)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{stem}.json"
-        result = write_result(path, record, key)
+    if run.out_dir is not None:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        path = run.out_dir / f"{run.stem}.json"
+        result = write_result(path, record, run.key)
         result["_path"] = str(path)
-        say(f"wrote {path} (signed by key {key.key_id if key else '?'})")
+        say(f"wrote {path} (signed by key {run.key.key_id if run.key else '?'})")
     return result
 
 
