@@ -11,6 +11,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cifar10s"
 MAX_LINES = 400
+#: no module is longer than this, reason or not: past it, a module holds more than one job
+HARD_MAX_LINES = 500
 
 
 def _module_name(path: Path) -> str:
@@ -152,3 +154,9 @@ def test_long_modules_state_why():
         if text.count("\n") > MAX_LINES:
             doc = ast.get_docstring(ast.parse(text)) or ""
             assert "one module" in doc.lower(), f"{name}: {text.count(chr(10))} lines and no reason at its top"
+
+
+def test_no_module_over_500_lines():
+    """A reason at the top buys a module ~100 lines more, not any length (issue: one job per module)."""
+    long = {name: n for name, path in _modules().items() if (n := path.read_text().count("\n")) > HARD_MAX_LINES}
+    assert long == {}
