@@ -160,3 +160,28 @@ def test_no_module_over_500_lines():
     """A reason at the top buys a module ~100 lines more, not any length (issue: one job per module)."""
     long = {name: n for name, path in _modules().items() if (n := path.read_text().count("\n")) > HARD_MAX_LINES}
     assert long == {}
+
+
+def test_every_lazy_name_of_a_face_resolves():
+    import importlib
+
+    for face in ("cifar10s.leaderboard", "cifar10s.training"):
+        mod = importlib.import_module(face)
+        missing = [n for n in mod._LAZY if getattr(mod, n, None) is None]
+        assert missing == [], face
+
+
+def test_moved_modules_named_by_the_docs_warn_and_re_export(monkeypatch):
+    """Old paths that docs told users to import keep working for now, with a DeprecationWarning."""
+    import importlib
+    import sys
+
+    import pytest
+
+    for old, new in (("cifar10s.leaderboard.baselines", "cifar10s.paper"),
+                     ("cifar10s.leaderboard.shuffle_table1", "cifar10s.leaderboard.table1.run")):
+        monkeypatch.delitem(sys.modules, old, raising=False)
+        with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+            alias = importlib.import_module(old)
+        target = importlib.import_module(new)
+        assert alias.__all__ and all(getattr(alias, n) is getattr(target, n) for n in target.__all__)
