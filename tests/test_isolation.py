@@ -154,7 +154,7 @@ def attack():
 '''
 
 MONKEYPATCH = '''
-import cifar10s.leaderboard.heldout as heldout
+import cifar10s.leaderboard.sandbox.heldout as heldout
 import cifar10s.leaderboard.scoring as scoring
 
 heldout.HeldOutTestSet.accuracy = lambda self, logits, indices=None: 0.9731

@@ -1,19 +1,19 @@
-"""The CIFAR-10-S leaderboard: submissions, scoring, the paper's baselines, shuffle experiment, rendering.
+"""The CIFAR-10-S leaderboard: submissions, scoring, the board, and the paper's Table 1 experiment.
 
 * :mod:`.submission`: the submission folder format and its checks (no submission code runs here).
 * :mod:`.scoring`: trains a submission on a training set and scores it on the clean test set,
-  writing a signed result JSON with full provenance; submission code runs only in the child
-  processes of :mod:`.runner` / :mod:`.worker`, the test labels stay in :mod:`.heldout`.
-* :mod:`.result_file` / :mod:`.signing`: the result format (fields, signed write, strict read,
-  checks) and the Ed25519 keys that sign and verify results; neither imports torch.
-* :mod:`.baselines`: the paper's Tables 1-5 as data (``baselines.json``), looked up by
-  (model, method, training set).
-* :mod:`.shuffle` / :mod:`.shuffle_table1`: the shuffle experiment of Table 1 (the sets; the runs).
-* :mod:`.results` / :mod:`.render` / :mod:`.chart`: result files read as untrusted input; the
-  Markdown and static-HTML leaderboard, which ranks only results signed by a trusted key.
+  writing a signed result JSON with full provenance (:mod:`.provenance`).
+* :mod:`.sandbox`: where submission code runs: child processes (:mod:`.sandbox.runner`,
+  :mod:`.sandbox.worker`) in the bubblewrap sandbox (:mod:`.sandbox.bwrap`); the test labels
+  stay in the scoring process (:mod:`.sandbox.heldout`).
+* :mod:`.board`: the result format (:mod:`.board.result_file`) and its signatures
+  (:mod:`.board.signing`), neither importing torch; result files read as untrusted input, and
+  the Markdown and static-HTML leaderboard, which ranks only results signed by a trusted key.
+* :mod:`.table1`: the shuffle experiment of the paper's Table 1 (the sets; the runs).
 
-The names below are imported on first use, so rendering the board imports no torch.
-The command line for all of it is in :mod:`cifar10s.cli`.
+The paper's Tables 1-5 that results are compared with are :mod:`cifar10s.paper`. The names
+below are imported on first use, so rendering the board imports no torch. The command line for
+all of it is in :mod:`cifar10s.cli`.
 
 See docs/leaderboard.md and leaderboard/README.md.
 """

@@ -8,7 +8,7 @@ written) in a new session, in a fresh scratch folder that is its working directo
 exactly the submission files that were hashed. The child's ``argv`` holds the package
 location and ``job.json``, nothing else.
 
-Where a :class:`~.sandbox.Sandbox` is given (the default of the commands that score and validate),
+Where a :class:`~.bwrap.Sandbox` is given (the default of the commands that score and validate),
 the child runs inside it: its own namespaces and root, resource limits, and nothing of it left
 running once it ends. The staged copy is hashed again just before the child starts. Everything
 the child writes reaches the scorer's output and errors only through :func:`~.inert.inert_text`,
@@ -16,7 +16,7 @@ and its log is read from the end (at most :data:`TAIL_BYTES`), never whole.
 
 A child that dies, outlives its time limit (its whole process group is killed), exits without
 its report or returns something malformed gives :class:`WorkerFailed` (or
-:class:`~.submission.SubmissionError` when the child reports the submission at fault), never a
+:class:`~cifar10s.leaderboard.submission.SubmissionError` when the child reports the submission at fault), never a
 silent success. Arrays come back as ``.npy`` read with ``allow_pickle=False`` and checked for
 shape, dtype and finiteness; weights as safetensors.
 """

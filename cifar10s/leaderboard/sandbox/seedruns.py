@@ -91,7 +91,7 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
                stop_after_epoch: int | None = None) -> dict[str, Any]:
     """Train one seed in a child (resuming from ``wd``) and return its per-seed record.
 
-    ``stamp`` is the work folder's record (:func:`.provenance.stamp_workdir`); its ``_eval_order``
+    ``stamp`` is the work folder's record (:func:`cifar10s.leaderboard.provenance.stamp_workdir`); its ``_eval_order``
     fixes the secret order of the per-epoch test images. ``final_test_acc``/``flipped_test_acc``
     are filled in later by :func:`evaluate_seeds`.
     """

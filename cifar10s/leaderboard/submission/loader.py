@@ -17,7 +17,7 @@ This module runs in the process that scores, so it never imports an entry file. 
 ``submission.json``, hashes every file of the folder (dotfiles and ``__pycache__`` included) and
 refuses what would let code run that the hash does not describe: compiled Python, native
 libraries, executables and symlinks. Importing the entry and checking its hooks happens in a
-child process (:mod:`.entry`, run by :func:`inspect_submission`); the hook API is documented
+child process (:mod:`cifar10s.leaderboard.sandbox.entry`, run by :func:`inspect_submission`); the hook API is documented
 there and in docs/leaderboard.md.
 """
 
@@ -314,9 +314,10 @@ def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_
 
     With ``check_model`` the child also builds the model and runs a dummy batch. Returns ``sub``
     with ``hooks`` (the names found) and the resolved ``method``; raises :class:`SubmissionError`
-    listing the problems, or :class:`~.runner.WorkerFailed` when the child fails or its report
-    is malformed. ``time_limit_s`` defaults to :data:`~.runner.DEFAULT_INSPECT_LIMIT_S`.
-    ``sandbox``: a :class:`~.sandbox.Sandbox` the child runs in (None: a plain child process).
+    listing the problems, or :class:`~cifar10s.leaderboard.sandbox.runner.WorkerFailed` when the
+    child fails or its report is malformed. ``time_limit_s`` defaults to
+    :data:`~cifar10s.leaderboard.sandbox.runner.DEFAULT_INSPECT_LIMIT_S`. ``sandbox``: a
+    :class:`~cifar10s.leaderboard.sandbox.bwrap.Sandbox` the child runs in (None: a plain child process).
     """
     from ..sandbox.runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
 
@@ -340,8 +341,8 @@ def validate_submission(folder: str | Path | Submission, *, check_model: bool = 
     """:func:`load_submission`, then :func:`inspect_submission`: everything short of training.
 
     ``sandbox``: True (default) runs the child in the sandbox and raises
-    :class:`~.sandbox.SandboxUnavailable` where it cannot start; False runs it without; a
-    :class:`~.sandbox.Sandbox` is used as given.
+    :class:`~cifar10s.leaderboard.sandbox.bwrap.SandboxUnavailable` where it cannot start; False runs it without; a
+    :class:`~cifar10s.leaderboard.sandbox.bwrap.Sandbox` is used as given.
     """
     from ..sandbox.bwrap import resolve_sandbox
 

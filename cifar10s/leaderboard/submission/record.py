@@ -1,8 +1,8 @@
 """A checked submission and the error that lists what is wrong with one.
 
-The types every leaderboard module shares: :mod:`.submission` makes them (without running any
-submission code), :mod:`.runner` hands a submission's files to a child process, the scorer records
-:meth:`Submission.describe` in each result.
+The types every leaderboard module shares: :mod:`.loader` makes them (without running any
+submission code), :mod:`cifar10s.leaderboard.sandbox.runner` hands a submission's files to a
+child process, the scorer records :meth:`Submission.describe` in each result.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SubmissionError(ValueError):
 @dataclass(frozen=True)
 class Submission:
     """A checked submission folder. ``hooks`` is None until a child process has imported the entry
-    (:func:`.runner.inspect_submission`); then it names the hooks that were found."""
+    (:func:`.loader.inspect_submission`); then it names the hooks that were found."""
 
     folder: Path
     name: str

@@ -1,4 +1,4 @@
-"""The paper's Table 1: the shuffle experiment (Section 3.1) that asks whether a model reads the images or the perturbations.
+"""The paper's Table 1: the shuffle experiment (Section 3.1), does a model read the images or the perturbations?
 
 * :mod:`.shuffle`: the shuffled evaluation sets (each image's perturbation and label moved to
   another image), their export and checked reading.
