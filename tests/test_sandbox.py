@@ -146,6 +146,60 @@ report(found=found, files=files)
     assert seen["found"] == [] and seen["files"] > 1000  # it walked the whole visible tree
 
 
+def test_a_bound_folder_does_not_reveal_the_data_root_or_the_results(tmp_path, box, built_root, monkeypatch):
+    # `python -m cifar10s.cli score ... --root data` puts the working folder on sys.path: the
+    # sandbox binds it read-only, but the data root and the results folder inside stay hidden
+    above = Path(built_root).resolve().parent
+    monkeypatch.syspath_prepend(str(above))
+    marker = above / f"visible-{secrets.token_hex(4)}.txt"
+    marker.write_text("bound")
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "earlier-result.json").write_text("{}")
+    folder, logs = hostile(tmp_path, """
+labels, results = [], []
+for top, dirs, names in os.walk({above!r}):
+    labels += [top for n in names if n == "test_labels.npy"]
+    results += [n for n in names if n == "earlier-result.json"]
+try:
+    open(os.path.join({root!r}, "cifar10s-v1", "clean", "test_labels.npy"), "rb").read(1)
+    direct = True
+except OSError:
+    direct = False
+report(labels=labels, results=results, direct=direct, marker=os.path.exists({marker!r}))
+""", above=str(above), root=str(Path(built_root).resolve()), marker=str(marker))
+    try:
+        score_submission(folder, built_root, variant="ops", preset="cpu-smoke", seeds=[0], device="cpu",
+                         out=out, overrides=dict(QUICK), log=None, sandbox=in_box(box, logs))
+    finally:
+        marker.unlink()
+    seen = reports(logs)
+    assert len(seen) >= 3  # inspect, train and evaluate children all looked
+    for s in seen:
+        assert s["marker"] is True  # the folder on sys.path is there, read-only ...
+        assert (s["labels"], s["results"], s["direct"]) == ([], [], False)  # ... without what it holds
+
+
+def test_a_hidden_folder_keeps_what_the_child_needs_inside_it(tmp_path, box, monkeypatch):
+    # a folder on sys.path (bound read-only) holds the data root, and that holds the child's
+    # own work folder, as a results folder holds the seeds' work folders in real runs
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "data" / "secret").mkdir(parents=True)
+    (tmp_path / "data" / "secret" / "test_labels.npy").write_text("x")
+    scratch = tmp_path / "data" / "work"
+    scratch.mkdir()
+    cmd = box.command(["/usr/bin/find", str(tmp_path / "data")], scratch=scratch,
+                      hidden=(tmp_path / "data", tmp_path / "missing"))
+    import subprocess
+
+    listed = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.split()
+    assert str(scratch) in listed and not any("secret" in p for p in listed)
+    # not hidden, it would be seen: the bind is real
+    cmd = box.command(["/usr/bin/find", str(tmp_path / "data")], scratch=scratch)
+    assert str(tmp_path / "data" / "secret" / "test_labels.npy") in subprocess.run(
+        cmd, capture_output=True, text=True, timeout=60).stdout.split()
+
+
 # ------------------------------------------------------------------------------------------------
 # nothing outlives a child, and the result is the scorer's
 

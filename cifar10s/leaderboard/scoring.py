@@ -104,8 +104,10 @@ def _work_root(root: Path, out_dir: Path | None, workdir: str | Path | None, ste
 
 
 def _child_settings(dev: torch.device, root: Path, given: str | Path, time_limit_s: float | None,
-                    progress: bool, sandbox: Sandbox | None) -> ChildSettings:
+                    progress: bool, sandbox: Sandbox | None, elsewhere: tuple[Path | None, ...] = ()) -> ChildSettings:
+    # never named to a child, and hidden by its sandbox: the data root, the results and work folders
     forbidden = {str(root), str(Path(given).expanduser().absolute())}
+    forbidden |= {str(Path(p).expanduser().absolute()) for p in elsewhere if p is not None}
     return ChildSettings(
         device=str(dev), threads=torch.get_num_threads(), progress=progress, forbidden=tuple(sorted(forbidden)),
         sandbox=sandbox,
@@ -225,7 +227,7 @@ def prepare_scoring(submission: Submission | str | Path, root: str | Path, *, va
     out_dir = Path(out) if out is not None else None
     stem = result_stem(sub, spec, preset)
     work_root = _work_root(root_path, out_dir, workdir, stem)
-    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box)
+    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box, (out_dir, work_root))
     key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
 
     # the data, verified, in this process before any submission code runs

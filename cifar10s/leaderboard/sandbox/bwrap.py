@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "detect", "kill_namespace", "package_dir", "resolve_sandbox"]
+__all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "detect", "kill_namespace", "mask_targets", "package_dir",
+           "resolve_sandbox"]
 
 NOBODY = 65534
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
@@ -43,6 +44,8 @@ INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; 
 _GIB = 1 << 30
 #: the in-memory /tmp and /dev/shm (the child's TMPDIR is its scratch folder, on disk)
 _TMPFS_BYTES = 1 * _GIB
+#: the empty folder laid over a hidden one (the data root, results) that a read-only bind would show
+_MASK_BYTES = 1 << 20
 #: what the dynamic loader and a Python build need besides /usr (used where they exist)
 _SYSTEM_LINKS_OR_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
@@ -145,6 +148,23 @@ def read_only_paths() -> list[str]:
     return seen
 
 
+def mask_targets(hidden: tuple[str | Path, ...], visible: list[str]) -> list[tuple[str, bool]]:
+    """The ``hidden`` paths that a ``visible`` bind would show, to be covered: (path, is_folder).
+
+    A folder is covered with an empty read-only one (its names vanish too), a file with an
+    empty file; what the child needs inside a covered folder is bound again on top of it.
+    """
+    def under(path: str, root: str) -> bool:
+        return path == root or path.startswith(root.rstrip("/") + "/")
+
+    out: dict[str, bool] = {}
+    for raw in hidden:
+        path = os.path.realpath(raw)
+        if os.path.exists(path) and any(under(path, v) for v in visible):
+            out[path] = os.path.isdir(path)
+    return sorted(out.items(), key=lambda item: len(item[0]))
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """A working bubblewrap setup: how to wrap one child's command, and what to record about it.
@@ -175,13 +195,17 @@ class Sandbox:
         }
 
     def command(self, argv: list[str], *, scratch: Path, writable: tuple[Path, ...] = (), cuda: bool = False,
-                info_fd: int | None = None) -> list[str]:
+                info_fd: int | None = None, hidden: tuple[str | Path, ...] = ()) -> list[str]:
         """``argv`` wrapped to run inside the sandbox with ``scratch`` as its working folder.
 
         Writable folders are bound at their own paths, so the paths in the child's job hold
         inside and out; nothing else of the host is writable or (beyond the read-only set)
         visible. ``info_fd``: bubblewrap writes ``{"child-pid": N}`` there, the host PID of the
-        namespace's init, whose death ends every process in the namespace.
+        namespace's init, whose death ends every process in the namespace. ``hidden``: host
+        folders the child must not see (the data root, the results and work folders) even where
+        a read-only folder it needs contains them (a ``sys.path`` entry that is the scorer's
+        working folder, say): they are covered with empty ones (:func:`mask_targets`), and what
+        the child needs inside them is bound again on top.
         """
         cmd = [self.bwrap] + (["--info-fd", str(info_fd)] if info_fd is not None else [])
         if self.user_namespace:
@@ -203,8 +227,17 @@ class Sandbox:
                 cmd += ["--dev-bind", str(dev), str(dev)]
             for path in _CUDA_DIRS:
                 cmd += ["--ro-bind-try", path, path]
-        for path in read_only_paths():
+        readable = read_only_paths()
+        for path in readable:
             if not _covered(path, ["/usr"]):
+                cmd += ["--ro-bind", path, path]
+        masks = mask_targets(hidden, ["/usr", *_SYSTEM_LINKS_OR_DIRS, *readable])
+        for path, is_dir in masks:
+            cmd += (["--perms", "0555", "--size", str(_MASK_BYTES), "--tmpfs", path] if is_dir
+                    else ["--ro-bind", "/dev/null", path])
+        covered = [path for path, is_dir in masks if is_dir]
+        for path in readable:  # what the child needs inside a covered folder, bound again on top
+            if _covered(path, covered):
                 cmd += ["--ro-bind", path, path]
         for path in [scratch, *writable, *map(Path, self.writable)]:
             real = str(Path(path).resolve())

@@ -263,7 +263,8 @@ class WorkerRun:
         cuda = device is None or not str(device).startswith("cpu")
         argv = [sys.executable, "-I", "-B", "-c", _bootstrap(self.sandbox.limits.rlimits(time_limit_s, cuda)),
                 "job.json"]
-        return self.sandbox.command(argv, scratch=self.scratch, writable=tuple(writable), cuda=cuda, info_fd=info_fd)
+        return self.sandbox.command(argv, scratch=self.scratch, writable=tuple(writable), cuda=cuda, info_fd=info_fd,
+                                    hidden=tuple(self.forbidden))
 
     def run(self, task: str, job: dict[str, Any], *, time_limit_s: float | None,
             device: str | None = None, progress: bool = False, writable: Sequence[Path] = ()) -> dict[str, Any]:
