@@ -9,5 +9,24 @@
 * :mod:`.integrity`: the flip gap and the result's ``integrity`` block.
 * :mod:`.inert`: escape sequences and control characters stripped from what a child wrote.
 
-Nothing is imported here, so ``-m cifar10s.leaderboard.sandbox.worker`` starts without the scorer.
+Nothing is imported here until a name is asked for (the bubblewrap names below, lazily), so
+``-m cifar10s.leaderboard.sandbox.worker`` starts without the scorer.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: the sandbox's own names, imported on first use (bwrap imports neither torch nor the worker)
+_LAZY = {name: ".bwrap" for name in ("Limits", "Sandbox", "SandboxUnavailable", "detect", "resolve_sandbox")}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
