@@ -9,6 +9,7 @@ applied, the report), :mod:`.picture` (the PNG), :mod:`.training_set` (inputs ch
 
 from __future__ import annotations
 
-from .verdict import AuditReport, Finding, audit
+from .report import AuditReport, Finding
+from .verdict import audit
 
 __all__ = ["AuditReport", "Finding", "audit"]

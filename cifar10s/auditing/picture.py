@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .thresholds import CLEAN_PROBE_CURVE
 
 if TYPE_CHECKING:
-    from .verdict import AuditReport
+    from .report import AuditReport
 
 __all__ = ["draw_report"]
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .learnability import LearningCurve, fit_linear, image_features, perturbation_stats, stratified_halves
+from .report import AuditReport, Finding
 from .training_set import check_training_set
 
 if TYPE_CHECKING:
     from .pixel import PixelShortcut
-    from .verdict import AuditReport
 
 __all__ = ["run_probes"]
 
@@ -51,8 +51,6 @@ def run_probes(report: AuditReport, images: np.ndarray, labels: np.ndarray, k: i
                by_class: dict[int, list[PixelShortcut]], *, reference: tuple[np.ndarray, np.ndarray] | None,
                test: tuple[np.ndarray, np.ndarray] | None, seed: int, epochs: int, progress: bool) -> None:
     """Add the probes' curves, measurements and findings to ``report``."""
-    from .verdict import Finding
-
     th = report.thresholds
     m = report.measurements
     drop = _explained_columns(by_class, images.shape[1:])
@@ -86,8 +84,6 @@ def run_probes(report: AuditReport, images: np.ndarray, labels: np.ndarray, k: i
 
 def _perturbation(report: AuditReport, images: np.ndarray, ref: np.ndarray, labels: np.ndarray, k: int, *,
                   seed: int, epochs: int, progress: bool) -> None:
-    from .verdict import Finding
-
     th = report.thresholds
     size = perturbation_stats(images, ref)
     tr, te = stratified_halves(labels, seed)
@@ -115,8 +111,6 @@ def _gap(report: AuditReport, images: np.ndarray, labels: np.ndarray, ref_images
          progress: bool) -> None:
     """Train the same linear model (raw pixels) on the same half of the set and of the reference as
     the probes use; score both on clean test images."""
-    from .verdict import Finding
-
     th = report.thresholds
     test_images, test_labels, _ = check_training_set(test[0], test[1], k, where="test images")
     test_x = image_features(test_images, "raw")
