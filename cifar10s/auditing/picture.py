@@ -1,7 +1,7 @@
 """The audit's evidence as one PNG: per-class pixel and pattern maps, and the learning curves.
 
 Row 1, per class: how strongly each position carries a fixed colour (in-class share minus the
-share elsewhere; flagged positions boxed). Row 2, per class: the z-score map of the class's mean
+share elsewhere; flagged positions boxed and filled with their colour). Row 2, per class: the z-score map of the class's mean
 high-pass residual (patch windows boxed). Below: the linear probe's held-out accuracy per epoch
 on the set against the clean reference (the given reference, or the calibrated clean curve).
 """
@@ -47,8 +47,12 @@ def _tile(values: np.ndarray, vmax: float, scale: int) -> Image.Image:
 
 
 def _box(draw: ImageDraw.ImageDraw, x0: int, y0: int, r0: int, c0: int, r1: int, c1: int, scale: int,
-         colour: tuple[int, int, int]) -> None:
-    draw.rectangle([x0 + c0 * scale - 1, y0 + r0 * scale - 1, x0 + (c1 + 1) * scale, y0 + (r1 + 1) * scale],
+         colour: tuple[int, int, int], fill: tuple[int, ...] | None = None) -> None:
+    """Outline cells (r0..r1, c0..c1) of a tile at (x0, y0), 2 px outside them; optionally fill them."""
+    if fill is not None:
+        draw.rectangle([x0 + c0 * scale, y0 + r0 * scale, x0 + (c1 + 1) * scale - 1, y0 + (r1 + 1) * scale - 1],
+                       fill=fill)
+    draw.rectangle([x0 + c0 * scale - 3, y0 + r0 * scale - 3, x0 + (c1 + 1) * scale + 2, y0 + (r1 + 1) * scale + 2],
                    outline=colour, width=2)
 
 
@@ -75,7 +79,7 @@ def _curves(draw: ImageDraw.ImageDraw, x0: int, y0: int, w: int, h: int, series:
     draw.text((x0, y0 + h + 4), f"epoch 1..{epochs}: held-out accuracy of the linear probe", fill=(0, 0, 0), font=font)
 
 
-def draw_report(report: AuditReport, *, scale: int = 3, title: str | None = None) -> Image.Image:
+def draw_report(report: AuditReport, *, scale: int = 4, title: str | None = None) -> Image.Image:
     """The figure for ``report`` (see the module docstring)."""
     font = _font(_FONT)
     k = len(report.classes)
@@ -107,7 +111,7 @@ def draw_report(report: AuditReport, *, scale: int = 3, title: str | None = None
             if row == 0 and f.kind in ("pixel", "patch"):
                 for px in f.evidence.get("pixels", []):
                     _box(draw, label_w + px["class"] * cell, y0 + _FONT + 4, px["row"], px["col"], px["row"],
-                         px["col"], scale, _BLUE)
+                         px["col"], scale, _BLUE, fill=tuple(px["colour"]))
             if row == 1 and f.kind == "patch":
                 for key, b in f.evidence.get("boxes", {}).items():
                     _box(draw, label_w + int(key) * cell, y0 + _FONT + 4, b["rows"][0], b["cols"][0], b["rows"][1],

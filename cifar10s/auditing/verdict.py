@@ -106,16 +106,22 @@ def _pattern_findings(scan: PatternScan, by_class: dict[int, list[PixelShortcut]
                       measurements: dict[str, Any]) -> list[Finding]:
     masked = scan.without(_explained_mask(scan, by_class))
     pos, win_effect, win_share, win_z = masked.best_windows()
-    rest = masked.without_windows(pos)
-    effect, z_energy = rest.effect, rest.z_energy
     ok = scan.counts >= th.min_class_images
+    patch = ok & (win_effect >= th.patch_effect) & (win_share >= th.patch_share) & (win_z >= th.patch_z_energy)
+    # the pattern left once each class's own best window and every flagged patch window are out
+    # (a patch in one class also moves the overall mean the other classes are compared with)
+    k, h, w, _ = scan.delta.shape
+    shared = np.zeros((h, w), dtype=bool)
+    for c in np.flatnonzero(patch):
+        shared[pos[c, 0]:pos[c, 0] + scan.window, pos[c, 1]:pos[c, 1] + scan.window] = True
+    rest = masked.without_windows(pos).without(np.broadcast_to(shared, (k, h, w)))
+    effect, z_energy = rest.effect, rest.z_energy
     measurements["pattern"] = {
         "effect": _round(effect), "z_energy": _round(z_energy), "window": scan.window,
         "window_corner": pos.tolist(), "window_effect": _round(win_effect), "window_share": _round(win_share),
         "window_z_energy": _round(win_z),
     }
     out = []
-    patch = ok & (win_effect >= th.patch_effect) & (win_share >= th.patch_share) & (win_z >= th.patch_z_energy)
     if patch.any():
         ks = np.flatnonzero(patch)
         out.append(Finding("patch", tuple(int(k) for k in ks), float(win_effect[ks].min()), {
