@@ -14,6 +14,8 @@ __all__ = ["AuditReport", "Finding"]
 
 @dataclass(frozen=True)
 class Finding:
+    """One kind of shortcut: the classes that carry it, how strong it is, and what shows it."""
+
     kind: str
     classes: tuple[int, ...]
     strength: float
@@ -53,15 +55,32 @@ class AuditReport:
         }
 
     def summary(self) -> str:
-        """A few lines for people: the verdict and one line per finding."""
+        """A few lines for people: the verdict, one line per finding, the deciding measurements."""
         n = self.measurements["num_images"]
         if not self.findings:
-            return f"no shortcut found in {n} images ({len(self.classes)} classes)"
-        lines = [f"SHORTCUT FOUND in {n} images: " + ", ".join(f.kind for f in self.findings)]
+            lines = [f"no shortcut found in {n} images ({len(self.classes)} classes)"]
+        else:
+            lines = [f"SHORTCUT FOUND in {n} images: " + ", ".join(f.kind for f in self.findings)]
         for f in self.findings:
             lines.append(f"- {f.kind} (strength {f.strength:.3g}): {f.evidence.get('summary', '')}")
             for px in f.evidence.get("pixels", [])[:40]:
                 lines.append(f"    class {px['class']} {self.classes[px['class']]}: (row {px['row']}, col "
                              f"{px['col']}) colour {tuple(px['colour'])} in {px['share']:.1%} of the class, "
                              f"{px['other_share']:.1%} elsewhere")
+        lines.append("measured (strongest class, threshold): " + "; ".join(self._measured()))
         return "\n".join(lines)
+
+    def _measured(self) -> list[str]:
+        m, th = self.measurements, self.thresholds
+        out = [f"fixed-colour strength {max(m['pixel']['max_strength']):.3f} ({th.pixel_strength})",
+               f"pattern {max(m['pattern']['effect']):.2f} grey levels ({th.pattern_effect})",
+               f"patch window {max(m['pattern']['window_effect']):.2f} ({th.patch_effect})"]
+        if "linear" in m:
+            out.append(f"linear probe {m['linear']['heldout_accuracy']:.1%} ({th.separability:.0%})")
+        if "perturbation" in m:
+            p = m["perturbation"]
+            out.append(f"perturbation L-inf {p['linf_255']:g}/255, its probe {p['heldout_accuracy']:.1%} "
+                       f"({th.perturbation_separability:.0%})")
+        if "learnability_gap" in m:
+            out.append(f"learnability gap {m['learnability_gap']['gap']:+.3f} ({th.learnability_gap})")
+        return out
