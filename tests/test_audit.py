@@ -228,6 +228,12 @@ def test_cli_refuses_malformed_inputs(tmp_path, small, capsys):
     assert "exactly one training set" in capsys.readouterr().err
     assert main(["audit", "--images", str(tmp_path / "missing.npy"), "--labels", str(tmp_path / "y.npy")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["audit", "--images", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--fast",
+                 "--reference-variant", "clean"]) == 1
+    assert "--reference-variant reads from --root" in capsys.readouterr().err
+    assert main(["audit", "--images", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--fast",
+                 "--reference", str(tmp_path / "x.npy")]) == 1
+    assert "--reference-images" in capsys.readouterr().err
 
 
 def _header(shape):
@@ -263,3 +269,17 @@ def _load(root, variant):
 
     data = from_variant(root, variant)
     return data.images, data.labels
+
+
+def test_cli_reference_variant_measures_the_perturbation(built_root, tmp_path):
+    out_json = tmp_path / "ref.json"
+    out_png = tmp_path / "ref.png"
+    assert main(["audit", "--root", str(built_root), "--variant", "ops-k1", "--reference-variant", "clean",
+                 "--json", str(out_json), "--out", str(out_png), "--quiet"]) == 0
+    doc = json.loads(out_json.read_text())
+    m = doc["measurements"]
+    assert m["reference"]["paired"] and m["perturbation"]["changed_share"] > 0.99
+    assert m["learnability_gap"]["test_images"] == 2000  # the clean test split under the root
+    assert {"pixel", "separable-perturbation"} <= {f["kind"] for f in doc["findings"]}
+    assert set(doc["curves"]) >= {"set", "reference", "perturbation"}
+    assert Image.open(out_png).size[1] > 300
