@@ -46,7 +46,7 @@ class Case:
     name: str
     split: str  # calibration | held-out
     shortcut: bool
-    intended: str  # the finding kind that should fire ("" for none)
+    intended: str  # the statistic's finding that should catch it ("" for none; exact patches: "pixel")
     make: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]  # -> images, labels, clean reference
 
 
@@ -114,7 +114,7 @@ def corpus(x: np.ndarray, y: np.ndarray, tx: np.ndarray, ty: np.ndarray, root: P
              plain(lambda: synthetic.class_noise(x, y, 8, seed=1))),
         Case("class-wise noise ±4, seed 1", "calibration", True, "class-pattern",
              plain(lambda: synthetic.class_noise(x, y, 4, seed=1))),
-        Case("exact 3x3 patch per class, seed 1", "calibration", True, "patch",
+        Case("exact 3x3 patch per class, seed 1", "calibration", True, "pixel",
              plain(lambda: synthetic.class_patch(x, y, 3, seed=1))),
         Case("blended 4x4 patch a=0.5, seed 1", "calibration", True, "patch",
              plain(lambda: synthetic.class_patch(x, y, 4, seed=1, alpha=0.5))),
@@ -144,7 +144,7 @@ def corpus(x: np.ndarray, y: np.ndarray, tx: np.ndarray, ty: np.ndarray, root: P
              plain(lambda: synthetic.class_noise(x, y, 2, seed=2))),
         Case("class-wise noise ±6, seed 2", "held-out", True, "class-pattern",
              plain(lambda: synthetic.class_noise(x, y, 6, seed=2))),
-        Case("exact 2x2 patch per class, seed 2", "held-out", True, "patch",
+        Case("exact 2x2 patch per class, seed 2", "held-out", True, "pixel",
              plain(lambda: synthetic.class_patch(x, y, 2, seed=2))),
         Case("blended 3x3 patch a=0.3, seed 2", "held-out", True, "patch",
              plain(lambda: synthetic.class_patch(x, y, 3, seed=2, alpha=0.3))),
@@ -181,18 +181,19 @@ def measure(case: Case, test: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
         "patch_effect": patch, "window_effect": pat["window_effect"], "window_share": pat["window_share"],
         "window_z": pat["window_z_energy"], "linear": m["linear"]["heldout_accuracy"],
         "perturbation": m["perturbation"]["heldout_accuracy"], "linf_255": m["perturbation"]["linf_255"],
-        "gap": m["learnability_gap"]["gap"],
+        "gap": m["learnability_gap"]["gap"], "curve": list(report.curves["set"].heldout),
     }
 
 
-#: statistic -> (threshold field, the finding kind it decides)
+#: statistic -> (threshold field, the sets it is meant to catch: an intended kind, or "*" for every
+#: set with a shortcut)
 STATS = {
     "pixel_strength": ("pixel_strength", "pixel"),
     "pattern_effect": ("pattern_effect", "class-pattern"),
     "patch_effect": ("patch_effect", "patch"),
     "linear": ("separability", "linear-separable"),
-    "perturbation": ("perturbation_separability", "separable-perturbation"),
-    "gap": ("learnability_gap", "learnability-gap"),
+    "perturbation": ("perturbation_separability", "*"),
+    "gap": ("learnability_gap", "*"),
 }
 
 
@@ -213,7 +214,7 @@ def calibration_summary(rows: list[dict[str, Any]]) -> list[str]:
              "it is meant to catch (strongest class / weakest class) | threshold |", "| --- | --- | --- | --- |"]
     for stat, (field, kind) in STATS.items():
         neg = [_top(r, stat) for r in rows if r["split"] == "calibration" and not r["shortcut"]]
-        pos = [r for r in rows if r["split"] == "calibration" and r["intended"] == kind]
+        pos = [r for r in rows if r["split"] == "calibration" and r["shortcut"] and kind in (r["intended"], "*")]
         shown = (f"{min(_top(r, stat) for r in pos):.4g} / {min(_weakest(r, stat) for r in pos):.4g}"
                  if pos else "(no calibration set)")
         lines.append(f"| {stat} | {max(neg):.4g} | {shown} | {th[field]} |" if neg else f"| {stat} | - | {shown} | "
@@ -276,6 +277,9 @@ def main() -> None:
 
 
 def print_tables(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        if r["name"] == "clean":
+            print(f"\nclean probe curve (thresholds.CLEAN_PROBE_CURVE): {tuple(r['curve'])}")
     print("\n## calibration\n")
     print("\n".join(calibration_summary(rows)))
     for split in ("calibration", "held-out"):
