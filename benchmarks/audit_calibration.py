@@ -169,9 +169,8 @@ def measure(case: Case, test: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     m = report.measurements
     th = DEFAULT_THRESHOLDS
     pat = m["pattern"]
-    # a window counts as a patch candidate only where its share and z-score pass too
-    patch = [e if s >= th.patch_share and z >= th.patch_z_energy else 0.0
-             for e, s, z in zip(pat["window_effect"], pat["window_share"], pat["window_z_energy"])]
+    # a window counts as a patch candidate only where its share passes too
+    patch = [e if s >= th.patch_share else 0.0 for e, s in zip(pat["window_effect"], pat["window_share"])]
     return {
         "name": case.name, "split": case.split, "shortcut": case.shortcut, "intended": case.intended,
         "n": int(len(labels)), "seconds": round(seconds, 1),
@@ -179,7 +178,7 @@ def measure(case: Case, test: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
         "kinds_without_reference": sorted({f.kind for f in report.findings} - REFERENCE_KINDS),
         "pixel_strength": m["pixel"]["max_strength"], "pattern_effect": pat["effect"], "pattern_z": pat["z_energy"],
         "patch_effect": patch, "window_effect": pat["window_effect"], "window_share": pat["window_share"],
-        "window_z": pat["window_z_energy"], "linear": m["linear"]["heldout_accuracy"],
+        "linear": m["linear"]["heldout_accuracy"],
         "perturbation": m["perturbation"]["heldout_accuracy"], "linf_255": m["perturbation"]["linf_255"],
         "gap": m["learnability_gap"]["gap"], "curve": list(report.curves["set"].heldout),
     }
@@ -238,9 +237,33 @@ def detection_table(rows: list[dict[str, Any]], split: str) -> list[str]:
             f"{'' if ok else ' (WRONG)'} | {found} | {_top(r, 'pixel_strength'):.3f} | {_top(r, 'pattern_effect'):.2f} | "
             f"{_top(r, 'patch_effect'):.2f} | {r['linear']:.3f} | {r['perturbation']:.3f} | {r['gap']:+.3f} |")
     lines.append(f"\nthresholds: pixel strength {th.pixel_strength} (share {th.pixel_share}); pattern effect "
-                 f"{th.pattern_effect} grey levels (z-energy {th.pattern_z_energy}); patch effect {th.patch_effect} "
-                 f"(share {th.patch_share}, z-energy {th.patch_z_energy}); linear probe {th.separability}; "
+                 f"{th.pattern_effect} grey levels; patch effect {th.patch_effect} (share {th.patch_share}); both after "
+                 f"the relabelled null's mean + {th.null_margin} sd; linear probe {th.separability}; "
                  f"perturbation probe {th.perturbation_separability}; gap {th.learnability_gap}")
+    return lines
+
+
+def class_size_table(x: np.ndarray, y: np.ndarray, sizes: list[int], seeds: int = 12) -> list[str]:
+    """Random class-balanced subsets of clean images (train + test): how often is anything flagged,
+    and how high does each statistic get (over all classes, also those too small for a claim)?"""
+    lines = ["| images per class | sets flagged | fixed-colour strength | pattern effect | patch effect | linear probe |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    th = DEFAULT_THRESHOLDS
+    for per in sizes:
+        flagged = 0
+        worst = [0.0, 0.0, 0.0, 0.0]
+        for seed in range(seeds):
+            rng = np.random.default_rng(1000 + seed)
+            idx = np.concatenate([rng.choice(np.flatnonzero(y == k), per, replace=False) for k in range(10)])
+            r = audit(x[idx], y[idx], seed=seed)
+            flagged += bool(r.findings)
+            m = r.measurements
+            pat = m["pattern"]
+            values = [max(m["pixel"]["max_strength"]), max(pat["effect"]),
+                      max([0.0] + [e for e, sh in zip(pat["window_effect"], pat["window_share"]) if sh >= th.patch_share]),
+                      m["linear"]["heldout_accuracy"]]
+            worst = [max(a, b) for a, b in zip(worst, values)]
+        lines.append(f"| {per} | {flagged} of {seeds} | {worst[0]:.3f} | {worst[1]:.2f} | {worst[2]:.2f} | {worst[3]:.3f} |")
     return lines
 
 
@@ -252,6 +275,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write every row here")
     p.add_argument("--only", default=None, help="run only the sets whose name contains this")
     p.add_argument("--from-json", type=Path, default=None, help="print the tables of an earlier run's rows")
+    p.add_argument("--class-sizes", type=int, nargs="*", default=None,
+                   help="instead: audit random clean subsets with this many images per class (12 each)")
     args = p.parse_args()
     if args.from_json:
         print_tables(json.loads(args.from_json.read_text()))
@@ -260,6 +285,10 @@ def main() -> None:
     assert src.test is not None
     x, y = src.images, src.labels
     test = (src.test.images, src.test.labels)
+    if args.class_sizes:
+        both_x, both_y = np.concatenate([x, test[0]]), np.concatenate([y, test[1]])
+        print("\n".join(class_size_table(both_x, both_y, args.class_sizes)))
+        return
     rows = []
     for case in corpus(x, y, src.test.images, src.test.labels, args.root, args.em_root):
         if args.only and args.only not in case.name:

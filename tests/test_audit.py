@@ -99,6 +99,17 @@ def test_class_wise_noise_is_a_class_pattern(small):
     assert _kinds(report) == ["class-pattern"]
 
 
+def test_small_classes_get_no_pattern_claim_but_the_probe_still_sees_noise(small):
+    """Class means of 50 natural images are too noisy for a pattern claim; the linear probe is not."""
+    x, y = small
+    idx = np.concatenate([np.flatnonzero(y == k)[:50] for k in range(10)])
+    xs, ys = np.ascontiguousarray(x[idx]), y[idx]
+    assert audit(xs, ys, learnability=False).findings == []
+    report = audit(synthetic.class_noise(xs, ys, 8, seed=3), ys, epochs=4)
+    assert _kinds(report) == ["linear-separable"]
+    assert "no pattern or patch claim" in report.summary()
+
+
 def test_exact_patch_is_a_patch_with_its_box(small):
     x, y = small
     report = audit(synthetic.class_patch(x, y, size=3, seed=4), y, learnability=False)

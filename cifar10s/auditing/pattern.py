@@ -19,8 +19,11 @@ levels (0..255). Without a pattern each entry's sampling variance is ``floor = v
   square's own effect size and the share of the class's excess energy that it holds (6 x 6 by
   default: the high-pass footprint of a 4 x 4 patch).
 
-Everything is accumulated class by class in chunks, so 50,000 images take a few seconds and memory
-stays bounded.
+Heavy-tailed image content makes these statistics noisier than the formulas say when classes are
+small, so the same statistics are also computed under a few seeded random permutations of the
+labels (same class sizes, no pattern possible): the verdict asks the real classes to stand out
+from that empirical null as well. Everything is accumulated in chunks, so 50,000 images take a
+few seconds and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ class PatternScan:
     counts: np.ndarray  # (K,)
     window: int
     valid: np.ndarray | None = None  # (K, H, W) bool; None: every pixel
+    null_delta: np.ndarray | None = None  # (R, K, H, W, 3): delta under R random relabellings
+
+    def null_scans(self) -> list[PatternScan]:
+        """The same scan under each random relabelling (same class sizes, same valid pixels): the
+        values the statistics take on this very data when the labels mean nothing."""
+        if self.null_delta is None:
+            return []
+        return [replace(self, delta=d, null_delta=None) for d in self.null_delta]
 
     @property
     def _valid(self) -> np.ndarray:
@@ -98,10 +109,15 @@ class PatternScan:
         return mean((self.delta ** 2).mean(axis=-1)), mean(self.floor.mean(axis=-1)), mean(z2)
 
     @property
+    def excess(self) -> np.ndarray:
+        """(K,) mean squared delta minus its noise floor (grey levels squared; can be negative)."""
+        sq, floor, _ = self._means()
+        return sq - floor
+
+    @property
     def effect(self) -> np.ndarray:
         """(K,) estimated RMS size of each class's pattern in grey levels (0 without one)."""
-        sq, floor, _ = self._means()
-        return np.sqrt(np.clip(sq - floor, 0, None))
+        return np.sqrt(np.clip(self.excess, 0, None))
 
     @property
     def z_energy(self) -> np.ndarray:
@@ -110,8 +126,9 @@ class PatternScan:
 
     def best_windows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per class: the (row, col) top-left corner of the window with the most excess energy (over
-        the noise floor), its effect size in grey levels, the share of the class's excess energy
-        inside it, and its mean squared z-score."""
+        the noise floor), that mean excess per pixel (grey levels squared; its square root is the
+        window's effect size), the share of the class's excess energy inside it, and its mean
+        squared z-score."""
         w = self.window
         k, h, wd, _ = self.delta.shape
         valid = self._valid
@@ -132,36 +149,43 @@ class PatternScan:
         total = e.sum(axis=(1, 2)) / (w * w)  # noise cancels in the sum, not in a sum of positive parts
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.nan_to_num(np.clip(best, 0, None) / np.maximum(total, best))
-        return pos, np.sqrt(np.clip(best, 0, None)), share, z
+        return pos, best, share, z
 
 
 def scan_patterns(images: np.ndarray, labels: np.ndarray, num_classes: int, *, window: int = 6,
-                  chunk: int = 2048) -> PatternScan:
-    """Accumulate per-class sums of the high-pass residual and of its square over ``images``.
+                  null_rounds: int = 4, seed: int = 0, chunk: int = 2048) -> PatternScan:
+    """Accumulate per-class sums of the high-pass residual (and of its square) over ``images``,
+    for the labels and for ``null_rounds`` seeded random permutations of them.
 
-    Class by class, in chunks of that class's images: plain row sums, no products with a one-hot
-    matrix (multi-threaded BLAS runs those several times slower on a busy machine)."""
+    Per-class sums are plain row sums of boolean selections, no products with a one-hot matrix
+    (multi-threaded BLAS runs those several times slower on a busy machine)."""
     n, h, w, c = images.shape
     labels = np.asarray(labels)
-    s1 = np.zeros((num_classes, h * w * c))
+    rng = np.random.default_rng(seed)
+    labellings = [labels] + [rng.permutation(labels) for _ in range(null_rounds)]
+    s1 = np.zeros((len(labellings), num_classes, h * w * c))
     s2 = np.zeros((num_classes, h * w * c))
     counts = np.bincount(labels, minlength=num_classes)[:num_classes]
-    for k in range(num_classes):
-        idx = np.flatnonzero(labels == k)
-        for start in range(0, idx.size, chunk):
-            r = high_pass(images[idx[start:start + chunk]]).reshape(-1, h * w * c).astype(np.float32)
-            r *= np.float32(1 / 9)  # grey levels
-            s1[k] += r.sum(axis=0)
-            r *= r
-            s2[k] += r.sum(axis=0)
+    for start in range(0, n, chunk):
+        r = high_pass(images[start:start + chunk]).reshape(-1, h * w * c).astype(np.float32)
+        r *= np.float32(1 / 9)  # grey levels
+        sq = r * r
+        for j, lab in enumerate(labellings):
+            part = lab[start:start + chunk]
+            for k in np.unique(part):
+                sel = part == k
+                s1[j, k] += r[sel].sum(axis=0)
+                if j == 0:
+                    s2[k] += sq[sel].sum(axis=0)
     present = counts > 0
+    total_mean = s1[0].sum(axis=0) / n
     means = np.zeros_like(s1)
-    means[present] = s1[present] / counts[present, None]
-    total_mean = s1.sum(axis=0) / n
-    within = (s2.sum(axis=0) - (counts[:, None] * means ** 2).sum(axis=0)) / max(n - int(present.sum()), 1)
+    means[:, present] = s1[:, present] / counts[present, None]
+    within = (s2.sum(axis=0) - (counts[:, None] * means[0] ** 2).sum(axis=0)) / max(n - int(present.sum()), 1)
     within = np.clip(within, 1e-6, None)
     noise = np.where(present, 1 / np.maximum(counts, 1) - 1 / n, np.inf)
-    delta = np.where(present[:, None], means - total_mean, 0.0)
+    delta = np.where(present[None, :, None], means - total_mean, 0.0)
     floor = within[None, :] * noise[:, None]
     shape = (num_classes, h, w, c)
-    return PatternScan(delta=delta.reshape(shape), floor=floor.reshape(shape), counts=counts, window=window)
+    return PatternScan(delta=delta[0].reshape(shape), floor=floor.reshape(shape), counts=counts, window=window,
+                       null_delta=delta[1:].reshape(len(labellings) - 1, *shape) if null_rounds else None)

@@ -72,11 +72,24 @@ class AuditReport:
 
     def _measured(self) -> list[str]:
         m, th = self.measurements, self.thresholds
-        out = [f"fixed-colour strength {max(m['pixel']['max_strength']):.3f} ({th.pixel_strength})",
-               f"pattern {max(m['pattern']['effect']):.2f} grey levels ({th.pattern_effect})",
-               f"patch window {max(m['pattern']['window_effect']):.2f} ({th.patch_effect})"]
-        if "linear" in m:
-            out.append(f"linear probe {m['linear']['heldout_accuracy']:.1%} ({th.separability:.0%})")
+        def top(values: list[float], least: int) -> float | None:
+            kept = [v for v, c in zip(values, m["class_counts"]) if c >= least]
+            return max(kept) if kept else None
+
+        out = []
+        pix = top(m["pixel"]["max_strength"], th.min_class_images)
+        out.append(f"fixed-colour strength {pix:.3f} ({th.pixel_strength})" if pix is not None else
+                   f"no class has {th.min_class_images} images: no pixel claim")
+        pat = top(m["pattern"]["effect"], th.pattern_min_class_images)
+        win = top(m["pattern"]["window_effect"], th.pattern_min_class_images)
+        if pat is None or win is None:
+            out.append(f"no class has {th.pattern_min_class_images} images: no pattern or patch claim")
+        else:
+            out += [f"pattern {pat:.2f} grey levels ({th.pattern_effect})", f"patch window {win:.2f} ({th.patch_effect})"]
+        if "heldout_accuracy" in m.get("linear", {}):
+            out.append(f"linear probe {m['linear']['heldout_accuracy']:.1%} ({m['linear']['threshold']:.0%})")
+        elif "linear" in m:
+            out.append(f"linear probe skipped: {m['linear']['skipped']}")
         if "perturbation" in m:
             p = m["perturbation"]
             out.append(f"perturbation L-inf {p['linf_255']:g}/255, its probe {p['heldout_accuracy']:.1%} "

@@ -27,17 +27,21 @@ class Thresholds:
     # minus the same colour's share at that position in the other classes
     pixel_share: float = 0.5
     pixel_strength: float = 0.4
-    # classes need this many images before a pixel, pattern or patch is claimed
+    # classes need this many images before a pixel is claimed, and before a pattern or patch is:
+    # class means of fewer natural images are too noisy (random 50-per-class subsets of CIFAR-10
+    # reached pattern effects of 1.2 grey levels; 200 per class at most 0.75)
     min_class_images: int = 20
+    pattern_min_class_images: int = 200
     # class-wise pattern: RMS size (grey levels) of the class's mean high-pass residual outside
-    # explained pixels and its best window, and its mean squared z-score (~1 without a pattern)
+    # explained pixels and its best window
     pattern_effect: float = 1.0
-    pattern_z_energy: float = 1.5
-    # patch: RMS size (grey levels) inside the best 6x6 window, the share of the class's excess
-    # energy in it, and the window's mean squared z-score
+    # patch: RMS size (grey levels) inside the best 6x6 window and the share of the class's excess
+    # energy in it
     patch_effect: float = 2.5
     patch_share: float = 0.4
-    patch_z_energy: float = 3.0
+    # both sizes are taken after subtracting what they reach under random relabellings of the same
+    # images: the null's mean plus this many of its standard deviations
+    null_margin: float = 4.0
     # sample-wise noise: held-out accuracy of the linear model on high-pass features
     separability: float = 0.5
     # with a paired clean reference: held-out accuracy of the linear model on the perturbation

@@ -51,6 +51,8 @@ def check_training_set(images: object, labels: object, num_classes: int | None =
     limit = MAX_CLASSES if num_classes is None else num_classes
     if lo < 0 or hi >= limit:
         raise ValueError(f"{where}: labels must lie in [0, {limit}); found {lo}..{hi}")
+    if lo == hi:
+        raise ValueError(f"{where}: every label is {lo}; a shortcut needs at least two classes to tell apart")
     return images, lab.astype(np.int64), hi + 1 if num_classes is None else num_classes
 
 

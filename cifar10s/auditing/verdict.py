@@ -102,24 +102,40 @@ def _explained_mask(scan: PatternScan, by_class: dict[int, list[PixelShortcut]])
     return np.broadcast_to(mask, (k, h, w))
 
 
+def _lower(value: np.ndarray, null: np.ndarray, margin: float) -> np.ndarray:
+    """Effect sizes (grey levels) from excess energies, after taking off what the same statistic
+    reaches when the labels mean nothing: its mean over the relabelled null plus ``margin`` null
+    standard deviations. Large classes lose almost nothing; small, noisy ones lose a lot."""
+    mean, std = (float(null.mean()), float(null.std())) if null.size > 1 else (0.0, 0.0)
+    return np.sqrt(np.clip(value - mean - margin * std, 0, None))
+
+
 def _pattern_findings(scan: PatternScan, by_class: dict[int, list[PixelShortcut]], th: Thresholds,
                       measurements: dict[str, Any]) -> list[Finding]:
-    masked = scan.without(_explained_mask(scan, by_class))
-    pos, win_effect, win_share, win_z = masked.best_windows()
-    ok = scan.counts >= th.min_class_images
-    patch = ok & (win_effect >= th.patch_effect) & (win_share >= th.patch_share) & (win_z >= th.patch_z_energy)
+    explained = _explained_mask(scan, by_class)
+    masked = scan.without(explained)
+    nulls = [n.without(explained) for n in scan.null_scans()]
+    ok = scan.counts >= th.pattern_min_class_images
+    pos, win_excess, win_share, win_z = masked.best_windows()
+    null_windows = [n.best_windows() for n in nulls]
+    null_win = np.concatenate([nw[1][ok] for nw in null_windows]) if nulls else np.zeros(0)
+    win_effect = _lower(win_excess, null_win, th.null_margin)
+    patch = ok & (win_effect >= th.patch_effect) & (win_share >= th.patch_share)
     # the pattern left once each class's own best window and every flagged patch window are out
     # (a patch in one class also moves the overall mean the other classes are compared with)
     k, h, w, _ = scan.delta.shape
     shared = np.zeros((h, w), dtype=bool)
     for c in np.flatnonzero(patch):
         shared[pos[c, 0]:pos[c, 0] + scan.window, pos[c, 1]:pos[c, 1] + scan.window] = True
-    rest = masked.without_windows(pos).without(np.broadcast_to(shared, (k, h, w)))
-    effect, z_energy = rest.effect, rest.z_energy
+    shared_mask = np.broadcast_to(shared, (k, h, w))
+    rest = masked.without_windows(pos).without(shared_mask)
+    null_rest = [n.without_windows(nw[0]).without(shared_mask).excess[ok] for n, nw in zip(nulls, null_windows)]
+    effect = _lower(rest.excess, np.concatenate(null_rest) if nulls else np.zeros(0), th.null_margin)
     measurements["pattern"] = {
-        "effect": _round(effect), "z_energy": _round(z_energy), "window": scan.window,
-        "window_corner": pos.tolist(), "window_effect": _round(win_effect), "window_share": _round(win_share),
-        "window_z_energy": _round(win_z),
+        "effect": _round(effect), "effect_raw": _round(rest.effect), "z_energy": _round(rest.z_energy),
+        "window": scan.window, "window_corner": pos.tolist(), "window_effect": _round(win_effect),
+        "window_effect_raw": _round(np.sqrt(np.clip(win_excess, 0, None))), "window_share": _round(win_share),
+        "window_z_energy": _round(win_z), "null_rounds": len(nulls),
     }
     out = []
     if patch.any():
@@ -131,7 +147,7 @@ def _pattern_findings(scan: PatternScan, by_class: dict[int, list[PixelShortcut]
                                     "cols": [int(pos[k, 1]), int(pos[k, 1]) + scan.window - 1],
                                     "effect": round(float(win_effect[k]), 3), "share": round(float(win_share[k]), 3)}
                       for k in ks}}))
-    pattern = ok & (effect >= th.pattern_effect) & (z_energy >= th.pattern_z_energy)
+    pattern = ok & (effect >= th.pattern_effect)
     if pattern.any():
         ks = np.flatnonzero(pattern)
         out.append(Finding("class-pattern", tuple(int(k) for k in ks), float(effect[ks].min()), {
@@ -176,7 +192,7 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
     seconds["pixel"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pattern_scan = scan_patterns(images, labels, k)
+    pattern_scan = scan_patterns(images, labels, k, seed=seed)
     findings += _pattern_findings(pattern_scan, by_class, th, measurements)
     seconds["pattern"] = time.perf_counter() - t
 
