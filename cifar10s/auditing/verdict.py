@@ -174,7 +174,7 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
         reference: a clean set ``(images, labels)`` of the same classes; when it holds the same images
             in the same order (same shape and labels) the perturbation is measured too.
         test: clean test images ``(images, labels)`` for the learnability gap (needs ``reference``).
-        learnability: run the linear probes (the slow part, ~10-30 s per 10,000 images on a CPU).
+        learnability: run the linear probes (the slow part: about 1-3 s per 10,000 images on a CPU).
         seed: every random choice (splits, initialization, batch order) derives from it.
     """
     images, labels, k = check_training_set(images, labels, num_classes)
