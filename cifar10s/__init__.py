@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from .version import __version__  # noqa: F401 - the public version
 
-__all__ = ["CIFAR10S", "CLASSES", "NotBuiltError", "VariantSpec", "__version__"]
+__all__ = ["CIFAR10S", "CLASSES", "NotBuiltError", "VariantSpec", "__version__", "audit"]
 
 _LAZY = {
     "CIFAR10S": ("cifar10s.dataset", "CIFAR10S"),
     "CLASSES": ("cifar10s.constants", "CLASSES"),
     "NotBuiltError": ("cifar10s.store", "NotBuiltError"),
     "VariantSpec": ("cifar10s.variants", "VariantSpec"),
+    "audit": ("cifar10s.auditing", "audit"),
 }
 
 if TYPE_CHECKING:
+    from .auditing import audit
     from .constants import CLASSES
     from .dataset import CIFAR10S
     from .store import NotBuiltError

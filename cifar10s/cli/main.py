@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import data, em, leaderboard, release, shuffle, train
+from . import audit, data, em, leaderboard, release, shuffle, train
 from .common import HelpFormatter, run
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     shuffle.register(sub)  # Table 1's shuffle experiment and the shuffled evaluation sets
     train.register(sub)  # train (torchrun-ready)
     em.register(sub)  # EM noise on its own (torchrun-ready)
+    audit.register(sub)  # find the shortcut in any training set
     return parser
 
 
