@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import secrets
+import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -149,11 +150,13 @@ report(found=found, files=files)
 def test_a_bound_folder_does_not_reveal_the_data_root_or_the_results(tmp_path, box, built_root, monkeypatch):
     # `python -m cifar10s.cli score ... --root data` puts the working folder on sys.path: the
     # sandbox binds it read-only, but the data root and the results folder inside stay hidden
-    above = Path(built_root).resolve().parent
+    above = (tmp_path / "project").resolve()
+    shutil.copytree(built_root, above / "data")
+    built_root = above / "data"
     monkeypatch.syspath_prepend(str(above))
     marker = above / f"visible-{secrets.token_hex(4)}.txt"
     marker.write_text("bound")
-    out = tmp_path / "results"
+    out = above / "results"
     out.mkdir()
     (out / "earlier-result.json").write_text("{}")
     folder, logs = hostile(tmp_path, """
