@@ -67,11 +67,14 @@ class ActionableError(RuntimeError):
         self.remedies = tuple(remedies)
         super().__init__(self.explain("api"))
 
-    def explain(self, face: Face = "api") -> str:
-        """The problem, then one line per remedy that ``face`` can use."""
+    def explain(self, face: Face = "api", *, one_line: bool = False) -> str:
+        """The problem, then one line per remedy that ``face`` can use (``one_line``: all on one
+        line, the remedies after "what to do:" separated by semicolons, as a command prints it)."""
         ways = [t for t in (r.text(face) for r in self.remedies) if t]
         if not ways:
             return self.problem
+        if one_line:
+            return f"{' '.join(self.problem.split()).rstrip('.;')}. What to do: {'; '.join(ways)}"
         return "\n".join([self.problem, "What to do:", *(f"  - {w}" for w in ways)])
 
 

@@ -266,17 +266,22 @@ def _regular_file(f: Path) -> os.stat_result:
     return st
 
 
+def read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of an open ``.npy`` file (format 1.0 or 2.0), read before any
+    of its data; a file in another format or with a malformed header raises ValueError."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(fh)
+    raise ValueError(f"unsupported .npy format version {version}")
+
+
 def _check_npy(f: Path, entry: Mapping[str, Any], size: int) -> None:
     """The ``.npy`` header agrees with the manifest and with the file's size (read before any data)."""
     try:
         with open(f, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = read_npy_header(fh)
             offset = fh.tell()
     except (OSError, ValueError, SyntaxError) as exc:
         raise IntegrityError(f"{f}: not a readable .npy file ({str(exc)[:200]}); {_REBUILD}") from exc

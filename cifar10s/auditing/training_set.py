@@ -58,15 +58,11 @@ def check_training_set(images: object, labels: object, num_classes: int | None =
 
 def _read_npy(path: Path, what: str) -> np.ndarray:
     """An ``.npy`` file without pickle, its header checked before any data is read."""
+    from ..store import read_npy_header
+
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_npy_header(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} file {path} does not exist") from None
     except (ValueError, OSError) as exc:
@@ -94,34 +90,26 @@ def from_npy(images: str | os.PathLike[str], labels: str | os.PathLike[str]) -> 
 
 def from_variant(root: str | os.PathLike[str], variant: str) -> LabelledImages:
     """The training split of a built variant under ``root`` (manifest and sha256 checked)."""
-    from ..store import TRAIN_IMAGES, TRAIN_LABELS, NotBuiltError, is_complete, load_array, variant_folder, \
-        verify_folder
+    from ..folder import open_variant
+    from ..store import TRAIN_IMAGES, TRAIN_LABELS
     from ..variants import parse_variant
 
     spec = parse_variant(variant)
-    folder = variant_folder(root, spec)
-    if not is_complete(folder):
-        raise NotBuiltError(f"{spec.folder_name} is not built under {root}; run `{spec.build_command(root)}` first")
-    manifest = verify_folder(folder)
-    classes = manifest.get("classes")
-    return LabelledImages(
-        np.asarray(load_array(folder, TRAIN_IMAGES, manifest)),
-        np.asarray(load_array(folder, TRAIN_LABELS, manifest)).astype(np.int64),
-        tuple(str(c) for c in classes) if isinstance(classes, list) else None,
-        f"{spec.folder_name} under {root}",
-    )
+    folder = open_variant(root, spec)  # NotBuiltError says how to build it
+    return LabelledImages(np.asarray(folder.load(TRAIN_IMAGES)), np.asarray(folder.load(TRAIN_LABELS)).astype(np.int64),
+                          tuple(folder.classes) or None, f"{spec.folder_name} under {root}")
 
 
 def clean_test_of_root(root: str | os.PathLike[str]) -> LabelledImages | None:
     """The clean CIFAR-10 test split stored under ``root``, if the clean variant is built."""
-    from ..store import TEST_IMAGES, TEST_LABELS, clean_folder, is_complete, load_array, verify_folder
+    from ..folder import open_folder
+    from ..store import TEST_IMAGES, TEST_LABELS, clean_folder, is_complete
 
-    folder = clean_folder(root)
-    if not is_complete(folder):
+    path = clean_folder(root)
+    if not is_complete(path):
         return None
-    manifest = verify_folder(folder)
-    return LabelledImages(np.asarray(load_array(folder, TEST_IMAGES, manifest)),
-                          np.asarray(load_array(folder, TEST_LABELS, manifest)).astype(np.int64),
+    folder = open_folder(path)
+    return LabelledImages(np.asarray(folder.load(TEST_IMAGES)), np.asarray(folder.load(TEST_LABELS)).astype(np.int64),
                           None, f"clean test split under {root}")
 
 

@@ -54,7 +54,7 @@ def cli_words(message: str | BaseException) -> str:
     from ..errors import ActionableError
 
     if isinstance(message, ActionableError):
-        message = message.explain("cli")
+        message = message.explain("cli", one_line=True)
     else:
         message = str(message)
         for api, cli in _API_TO_CLI:
