@@ -117,11 +117,18 @@ def test_chance_rule_on_a_recorded_stuck_seed():
 
 
 def test_chance_rule_on_recorded_runs():
-    """Every seed of the recorded CPU grid trained (final accuracies 27-50%): none is flagged."""
+    """The recorded CPU grid: every seed of standard training and RandAugment trained (final
+    accuracies 18-56%); PGD AT's seed 1 stayed at chance (10.00%, training loss at ln 10) on every
+    training set, and is the only one flagged."""
     files = sorted(EXAMPLE.glob("*.json"))
     assert len(files) == 12
     for f in files:
-        assert chance_seeds(json.loads(f.read_text())) == [], f.name
+        r = json.loads(f.read_text())
+        stuck = [s["final_test_acc"] for s in r["per_seed"] if s["seed"] == 1]
+        if r["submission"]["method"] == "at":
+            assert chance_seeds(r) == [1] and stuck == [0.1], f.name
+        else:
+            assert chance_seeds(r) == [] and min(s["final_test_acc"] for s in r["per_seed"]) > 0.15, f.name
 
 
 def test_series_from_synthetic_results():

@@ -139,12 +139,19 @@ def md_sections(md: str) -> dict[str, str]:
 def test_committed_cpu_demo_results_still_load_and_render(demo, tmp_path, capsys):
     """The example board in leaderboard/examples/cpu-demo stays readable by the current renderer,
     and each of its results carries the caveats that keep it from passing for a paper number."""
-    # as committed (written before results were signed): read, but every one listed as unverified
-    assert lb_main(["leaderboard", "--results", str(DEMO), "--out", str(tmp_path / "site")]) == 0
+    # as committed: signed in the sandbox by the demonstration's scorer, whose key is committed beside them
+    keys = DEMO / "trusted-keys"
+    assert lb_main(["leaderboard", "--results", str(DEMO), "--out", str(tmp_path / "site"),
+                    "--trusted-keys", str(keys)]) == 0
+    assert "rendered 12 verified result(s)" in capsys.readouterr().out
+    assert all(r["sandbox"]["tool"] == "bubblewrap" for r in load_results(DEMO)[0])
+    # without that key nothing of theirs is ranked: a signature alone proves nothing
+    assert lb_main(["leaderboard", "--results", str(DEMO), "--out", str(tmp_path / "bare"),
+                    "--trusted-keys", str(tmp_path / "no-keys")]) == 0
     out = capsys.readouterr().out
-    assert "rendered 0 verified result(s)" in out and out.count(": not signed: no signature block") == 12
-    raw = md_sections((tmp_path / "site" / "leaderboard.md").read_text("utf-8"))
-    assert list(raw) == ["Unverified files"] and raw["Unverified files"].count("json: not signed: no signature block") == 12
+    assert "rendered 0 verified result(s)" in out
+    raw = md_sections((tmp_path / "bare" / "leaderboard.md").read_text("utf-8"))
+    assert list(raw) == ["Unverified files"] and raw["Unverified files"].count("which is not a trusted key") == 12
     assert "| lenet5 |" not in "".join(raw.values())
 
     # signed by a trusted, sandboxed scorer, they make the board below
@@ -153,12 +160,9 @@ def test_committed_cpu_demo_results_still_load_and_render(demo, tmp_path, capsys
         (m, v) for m in ("standard", "randaugment", "at") for v in ("clean", "em", "ops", "cifar10s")}
     for r in demo:
         assert r["paper_setting"] is False and r["preset_diff"]["lr"] == {"paper": 0.1, "used": 0.05}
-        assert "adversarial" not in r["preset_diff"]
-        # these RandAugment runs used the torchvision-style variant, not the authors' (the paper's)
-        if r["submission"]["method"] == "randaugment":
-            assert r["preset_diff"]["augmentation"] == {"paper": "randaugment", "used": "randaugment-tv"}
-        else:
-            assert "augmentation" not in r["preset_diff"]
+        # normalised inputs are an explicit difference from the paper, never silent
+        assert r["preset_diff"]["normalize"] == {"paper": False, "used": True}
+        assert "adversarial" not in r["preset_diff"] and "augmentation" not in r["preset_diff"]
         has_em = r["dataset"]["paper_train_set"] in ("em", "cifar10s")
         assert r["dataset"]["recipe"] == ("cpu-demo" if has_em else None)
         assert len(data_caveats(r["dataset"])) == (2 if has_em else 1)
@@ -174,13 +178,14 @@ def test_committed_cpu_demo_results_still_load_and_render(demo, tmp_path, capsys
     reported = [line for line in md.splitlines() if "| reported |" in line]
     assert [re.search(r"\| reported \| ([\d.]+) \|", line).group(1) for line in reported] == ["70.27", "26.98", "22.19"]
     assert all("One-Pixel Shortcut, Table 2 " in line and "| lenet5 | standard |" in line for line in reported)
-    # Δ for the matching standard runs only: 49.97 - 70.27, 46.00 - 26.98, 46.88 - 22.19
+    # Δ for the matching standard runs only: 54.625 - 70.27, 21.975 - 26.98, 20.40 - 22.19
     deltas = re.findall(r"\| reproduced \| [\d.]+ ± [\d.]+ \| ([-+][\d.]+) \|", md)
-    assert sorted(deltas) == ["+19.02", "+24.68", "-20.30"]
-    # identical notes share one number: 2 settings notes (RandAugment's names the augmentation variant)
-    # + 2 data notes for the whole board
+    assert sorted(deltas) == ["-1.79", "-15.64", "-5.00"]
+    # identical notes share one number: one settings note (every row trained the same way), two
+    # data notes and the chance note of the PGD AT rows, for the whole board
     assert re.findall(r"^- †(\d+):", md, flags=re.MULTILINE) == ["1", "2", "3", "4"]
-    assert 'augmentation="randaugment-tv" \\(paper "randaugment"\\)' in md.split("- †4:")[1]
+    assert "normalize=true \\(paper false\\)" in md.split("- †1:")[1].split("- †2:")[0]
+    assert "seed 1 never left chance" in md.split("- †4:")[1]
 
 
 def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thread):
@@ -379,12 +384,13 @@ def test_footnotes_are_on_the_page_not_only_on_hover(demo):
     page = render_html(demo)
     notes = re.findall(r'<li id="fn-(\d+)" value="\d+">(.*?)</li>', page)
     assert [k for k, _ in notes] == ["1", "2", "3", "4"]
-    assert "settings differ from the paper&#x27;s: amp=false (paper true)" in notes[0][1]
-    assert "augmentation=&quot;randaugment-tv&quot;" in notes[3][1] and "augmentation" not in notes[0][1]
+    assert "settings differ from the paper&#x27;s: epochs=20 (paper 200), lr=0.05 (paper 0.1), normalize=true" in notes[0][1]
+    assert "EM noise from recipe" in notes[2][1] and "seed 1 never left chance" in notes[3][1]
     assert " title=" not in page.split("<svg")[0]  # nothing hidden in tooltips above the chart
-    # every demo row points at its settings note: standard and AT at one, RandAugment at the other
-    assert page.count('<a href="#fn-1">†1</a>') == 8 and page.count('<a href="#fn-4">†4</a>') == 4
-    assert page.count('<a href="#fn-2">†2</a>') == 12  # and all twelve at the subset note
+    # every demo row points at its settings note and the subset note, the EM-trained ones at the
+    # recipe note, and the four PGD AT rows (a seed at chance) at the chance note
+    assert page.count('<a href="#fn-1">†1</a>') == 12 and page.count('<a href="#fn-2">†2</a>') == 12
+    assert page.count('<a href="#fn-3">†3</a>') == 6 and page.count('<a href="#fn-4">†4</a>') == 4
 
 
 # ------------------------------------------------------------------------------------------------
@@ -571,20 +577,20 @@ def test_random_corruption_never_escapes_as_another_error(demo):
                 d[path[-1]] = copy.deepcopy(rng.choice(junk))
             except (KeyError, IndexError, TypeError):
                 continue
+        records.append(r)
+        try:  # a NaN or infinity cannot be signed: such a record stays unsigned, and is refused
+            json.dumps(r, allow_nan=False)
+        except ValueError:
+            unsignable += 1
+            continue
         try:
-            parse_result(r)
+            parse_result(signed([r])[0])
             accepted += 1
-            try:  # a NaN in a field the board does not show passes the checks, but cannot be signed
-                json.dumps(r, allow_nan=False)
-            except ValueError:
-                unsignable += 1
         except MalformedResult:
             refused += 1
-        records.append(r)
-    assert accepted > 20 and refused > 100  # both outcomes were exercised
+    assert accepted > 20 and refused > 100 and unsignable > 5  # every outcome was exercised
     entries, skipped = checked_entries(records)
-    assert len(entries) == accepted - unsignable and len(skipped) == refused + unsignable
-    assert sum("not signed" in s for s in skipped) == unsignable
+    assert len(entries) == accepted and len(skipped) == refused + unsignable
     page, md = render_html(records), render_markdown(records)
     page.encode("utf-8"), md.encode("utf-8")  # no lone surrogates left anywhere
     assert page.count("<script>") == 1
