@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ...store import atomic_write_bytes
+from .chart import COLOURS
 from .curves import Chart, Series
 
 __all__ = ["chart_png", "chart_svg", "curves_html", "png_name", "write_curve_pngs"]
 
-COLOURS = {"clean": "#4C78A8", "em": "#54A24B", "ops": "#B279A2", "cifar10s": "#F58518"}
 _SPARE = ("#E45756", "#72B7B2", "#9D755D", "#EECA3B", "#FF9DA6", "#777777")
 _W, _PANEL_H, _TOP, _BOTTOM, _LEFT, _GAP = 760, 230, 34, 44, 46, 40
 _LEGEND_ROW = 18

@@ -279,13 +279,24 @@ def _checked(results: Sequence[Any], skipped: Iterable[str],
     return rows, notes
 
 
-def _charts(results: Sequence[Any], rows: Sequence[Entry], notes: list[str]) -> list[Any]:
-    """Learning curves of the verified ``rows`` only; a failure costs the curves, never the board."""
-    try:
-        return build_charts(results, verified=rows)
+@dataclass(frozen=True)
+class _Board:
+    """What both pages show, checked once: the verified rows (with their chance notes), the notes
+    on everything left out, and the learning curves of the verified rows with their own notes."""
+
+    rows: list[Entry]
+    notes: list[str]
+    charts: list[Any]
+    chart_notes: list[str]
+
+
+def _board(results: Sequence[Any], skipped: Iterable[str], trusted_keys: TrustedKeys | None) -> _Board:
+    rows, notes = _checked(results, skipped, trusted_keys)
+    try:  # learning curves of the verified rows only; a failure costs the curves, never the board
+        charts, chart_notes = build_charts(results, verified=rows), []
     except Exception as exc:  # noqa: BLE001 - one result never stops the board
-        notes.append(f"learning curves: could not be drawn ({type(exc).__name__})")
-        return []
+        charts, chart_notes = [], [f"learning curves: could not be drawn ({type(exc).__name__})"]
+    return _Board(with_chance_notes(rows, results), notes, charts, chart_notes)
 
 
 def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
@@ -295,8 +306,11 @@ def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
     Only records signed by one of ``trusted_keys`` get a row; the others are listed with the
     reason under "Unverified files" (with no keys, that is every record).
     """
-    rows, skipped = _checked(results, skipped, trusted_keys)
-    rows = with_chance_notes(rows, results)
+    return _markdown(_board(results, skipped, trusted_keys))
+
+
+def _markdown(board: _Board) -> str:
+    rows, skipped = board.rows, board.notes
     lines = ["# CIFAR-10-S leaderboard", "", re.sub(r"</?[bi]>", "", _INTRO), ""]
     if not rows:
         lines += ["_No results yet._", ""]
@@ -384,11 +398,14 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
 
     Only records signed by one of ``trusted_keys`` get a row (see :func:`render_markdown`).
     """
+    return _html(_board(results, skipped, trusted_keys))
+
+
+def _html(board: _Board) -> str:
     from ... import __version__
 
     esc = html.escape
-    rows, skipped = _checked(results, skipped, trusted_keys)
-    rows = with_chance_notes(rows, results)
+    rows, skipped = board.rows, board.notes + board.chart_notes
     csp = (f"default-src 'none'; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; "
            "base-uri 'none'; form-action 'none'")
     out = [
@@ -422,7 +439,7 @@ def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
             out.append('<ol class="notes">' + "".join(f'<li id="fn-{k}" value="{k}">†{k} {esc(n)}</li>'
                                                       for k, n in part.notes) + "</ol>")
         out.append("</section>")
-    out.append(curves_html(_charts(results, rows, skipped)))
+    out.append(curves_html(board.charts))
     if skipped:
         out.append(f'<section><h2>{esc(_UNVERIFIED[0])}</h2><p class="note">{esc(_UNVERIFIED[1])}</p>'
                    '<ul class="note">' + "".join(f"<li>{esc(s)}</li>" for s in skipped) + "</ul></section>")
@@ -456,11 +473,11 @@ def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
         folder = trusted_keys if trusted_keys is not None else trusted_keys_beside(results_dir)
         trusted_keys = load_trusted_keys(folder if trusted_keys is not None or Path(folder).is_dir() else None)
     results, skipped = load_results(results_dir)
-    rows, notes = _checked(results, skipped, trusted_keys)
+    board = _board(results, skipped, trusted_keys)  # every signature checked once, for both pages
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "leaderboard.md", out / "index.html"
-    atomic_write_bytes(md, render_markdown(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
-    atomic_write_bytes(page, render_html(results, skipped=skipped, trusted_keys=trusted_keys).encode("utf-8"))
-    write_curve_pngs(_charts(results, rows, notes), out)  # the page's learning curves, as PNG files beside it
-    return md, page, len(rows), notes
+    atomic_write_bytes(md, _markdown(board).encode("utf-8"))
+    atomic_write_bytes(page, _html(board).encode("utf-8"))
+    write_curve_pngs(board.charts, out)  # the page's learning curves, as PNG files beside it
+    return md, page, len(board.rows), board.notes + board.chart_notes
