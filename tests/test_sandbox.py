@@ -203,6 +203,45 @@ def test_a_hidden_folder_keeps_what_the_child_needs_inside_it(tmp_path, box, mon
         cmd, capture_output=True, text=True, timeout=60).stdout.split()
 
 
+def test_a_child_with_the_cuda_binds_starts_where_a_cuda_folder_in_usr_is_a_link(tmp_path, box, monkeypatch):
+    # GPU machines ship /usr/local/cuda as a link to /usr/local/cuda-13.0; binding the link again
+    # on top of the /usr bind made bubblewrap fail before the child started. Any link in /usr
+    # stands in for it here.
+    import subprocess
+
+    from cifar10s.leaderboard.sandbox import bwrap
+
+    links = [p for d in ("/usr/lib", "/usr/bin", "/usr/share") if os.path.isdir(d)
+             for p in Path(d).iterdir() if p.is_symlink() and p.resolve().exists()]
+    if not links:
+        pytest.skip("no link under /usr to stand in for /usr/local/cuda")
+    monkeypatch.setattr(bwrap, "_CUDA_DIRS", (str(links[0]), *bwrap._CUDA_DIRS))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    cmd = box.command(["/bin/ls", str(links[0])], scratch=scratch, cuda=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    binds = {cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg.startswith("--") and "bind" in arg}
+    assert str(links[0]) not in binds  # seen through the /usr bind alone
+
+
+def test_a_child_can_ask_its_user_name_without_a_password_database(tmp_path, box):
+    # on CUDA, Triton and Inductor name their cache folders after getpass.getuser(); the sandbox
+    # binds no /etc/passwd, so without USER/LOGNAME every GPU child failed with a KeyError
+    import subprocess
+    import sys
+
+    from cifar10s.leaderboard.sandbox.runner import child_env
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    code = "import getpass, os; print(getpass.getuser(), os.path.expanduser('~'), os.path.exists('/etc/passwd'))"
+    cmd = box.command([sys.executable, "-c", code], scratch=scratch, cuda=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=child_env(scratch, [], 1))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["nobody", str(scratch), "False"]
+
+
 # ------------------------------------------------------------------------------------------------
 # nothing outlives a child, and the result is the scorer's
 

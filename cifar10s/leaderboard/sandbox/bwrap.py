@@ -226,7 +226,10 @@ class Sandbox:
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 cmd += ["--dev-bind", str(dev), str(dev)]
             for path in _CUDA_DIRS:
-                cmd += ["--ro-bind-try", path, path]
+                # /usr is bound whole (its mounts too); binding a link inside it again (/usr/local/cuda
+                # -> cuda-13.0) would make bubblewrap mount onto the link's path and fail
+                if not _covered(path, ["/usr"]):
+                    cmd += ["--ro-bind-try", path, path]
         readable = read_only_paths()
         for path in readable:
             if not _covered(path, ["/usr"]):

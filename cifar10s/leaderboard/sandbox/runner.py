@@ -105,7 +105,9 @@ def child_env(scratch: Path, forbidden: list[str], threads: int | None) -> dict[
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env = {k: v for k, v in env.items() if not any(f and f in v for f in forbidden)}
     (scratch / "tmp").mkdir(exist_ok=True)
-    env.update(HOME=str(scratch), TMPDIR=str(scratch / "tmp"))
+    # the sandbox has no /etc/passwd: getpass.getuser() (Triton's and Inductor's cache folders on
+    # CUDA) reads these before it asks the password database, which would fail
+    env.update(HOME=str(scratch), TMPDIR=str(scratch / "tmp"), USER="nobody", LOGNAME="nobody")
     env.setdefault("PATH", os.defpath)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
