@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cifar10s.em import EMConfig, generate_em_noise
-from cifar10s.em.run import _determinism, _EMRun
+from cifar10s.em.run import _EMRun, em_kernel_settings
 from cifar10s.runtime import DistContext
 
 
@@ -109,7 +109,7 @@ def search_pass_rates(images: np.ndarray, labels: np.ndarray, cfg: EMConfig, dev
     cfg = cfg.resolved()
     steps = int(cfg.pgd_steps)
     rates: dict[str, list[float]] = {"batched": [], "batched_amp": [], "naive": []}
-    with _determinism(cfg.deterministic, device):
+    with em_kernel_settings(cfg, device):
         run = _EMRun(images, labels, cfg, device, DistContext())
         run._setup_forwards()
         run.train_window()

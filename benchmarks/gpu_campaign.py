@@ -9,8 +9,9 @@ Run it, phase by phase, whenever a GPU is available (see the README, "When a GPU
 Phases, in order of value:
 
 1. ``smoke``: versions and GPU; the CUDA-only tests; one batch of every model x Table 4 method on
-   the GPU in bf16 + channels-last, with and without ``torch.compile``; one tiny score with its
-   children in the bubblewrap sandbox (NVIDIA device nodes bound).
+   the GPU in bf16 + channels-last; one tiny score with its children in the bubblewrap sandbox
+   (NVIDIA device nodes bound); then ``torch.compile`` per model, ResNet-18 first, while the
+   phase's budget lasts.
 2. ``speed``: ResNet-18 training img/s (standard and PGD-10 AT), our on-device loop against a
    plain DataLoader + PIL loop on the same model and batch, side by side; EM seconds per round of
    the full v1 recipe on 50,000 images (the subset tiled) and the projected total; OPS search

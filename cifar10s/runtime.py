@@ -6,9 +6,11 @@ EM generation, training and scoring all ask this module, so the three agree on w
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "derive_seed",
     "format_duration",
     "init_distributed",
+    "kernel_settings",
     "resolve_device",
 ]
 
@@ -42,6 +45,40 @@ def derive_seed(*parts: object) -> int:
     """
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@contextlib.contextmanager
+def kernel_settings(device: torch.device, *, deterministic: bool, tf32: bool,
+                    deterministic_algorithms: bool = False) -> Iterator[None]:
+    """The numeric settings of one run, set for its duration and then restored.
+
+    PyTorch keeps them process-wide, and its defaults differ by library (cuDNN convolutions in
+    TF32, cuBLAS matrix products in float32), so a run that does not set them computes with
+    whatever the process did last: an EM build after a float32 training run was 4x slower on an
+    H100 than in a fresh process, and numerically a different build. ``tf32``: TF32 in both
+    libraries (the bf16 runs), else float32 throughout. ``deterministic``: cuDNN's deterministic
+    kernels without autotuning. ``deterministic_algorithms``: also
+    ``torch.use_deterministic_algorithms`` (warn-only) with cuBLAS's fixed workspace.
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32)
+    if deterministic_algorithms:
+        if device.type == "cuda":
+            # cuBLAS needs this to be deterministic; it must be set before the first handle
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda" or deterministic_algorithms:
+        cudnn.deterministic = deterministic
+        cudnn.benchmark = not deterministic
+    if device.type == "cuda":
+        cudnn.allow_tf32 = tf32
+        matmul.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = prev[2:]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from cifar10s.em.config import RESUME_FREE_FIELDS, EMConfig
 from cifar10s.em.errors import SlowBuildError
 from cifar10s.em.progress import round_summary
 from cifar10s.em.quantize import apply_noise, quantize_noise
-from cifar10s.em.run import _determinism, _EMRun
+from cifar10s.em.run import _EMRun, em_kernel_settings
 from cifar10s.runtime import DistContext, all_reduce_sum, barrier, current_context, resolve_device
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -140,7 +140,7 @@ def generate_em_noise(
     workdir = Path(workdir) if workdir is not None else None
     fingerprint = ckpt.data_fingerprint(images, labels)
 
-    with _determinism(cfg.deterministic, dev):
+    with em_kernel_settings(cfg, dev):
         run = _EMRun(images, labels, cfg, dev, dd)
         if workdir is not None:
             state = ckpt.load_state(workdir)

@@ -9,8 +9,7 @@ from __future__ import annotations
 __all__ = ["build_generator", "pgd_min"]
 
 import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from torch import nn
 
 from cifar10s.em.config import EMConfig
 from cifar10s.models.resnet import resnet18
-from cifar10s.runtime import DistContext, all_reduce_sum, derive_seed
+from cifar10s.runtime import DistContext, all_reduce_sum, derive_seed, kernel_settings
 
 
 def _derive_seed(seed: int, *parts: object) -> int:
@@ -43,28 +42,11 @@ def _batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torc
     return out
 
 
-@contextlib.contextmanager
-def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Deterministic kernels for the duration of the run; the previous global flags are restored."""
-    prev = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.deterministic,
-    )
-    if enabled:
-        if device.type == "cuda":
-            # cuBLAS needs this to be deterministic; it must be set before the first handle.
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
-        torch.backends.cudnn.benchmark = prev[2]
-        torch.backends.cudnn.deterministic = prev[3]
+def em_kernel_settings(cfg: EMConfig, device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """An EM run's numerics, pinned for its duration: float32 unless ``cfg.amp`` (then bf16 with
+    TF32), deterministic kernels when ``cfg.deterministic``; the process's flags come back after."""
+    return kernel_settings(device, deterministic=cfg.deterministic, tf32=cfg.amp,
+                           deterministic_algorithms=cfg.deterministic)
 
 
 def build_generator(config: EMConfig) -> nn.Module:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..runtime import DistContext, current_context, derive_seed, resolve_device
+from ..runtime import DistContext, current_context, derive_seed, kernel_settings, resolve_device
 from .adversarial import pgd_linf
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -108,15 +108,6 @@ class _Run:
                 "channels_last": self.channels_last, "compiled": self.config.compile}
 
 
-def _set_backend_flags(config: TrainConfig, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.deterministic = config.deterministic
-        torch.backends.cudnn.benchmark = not config.deterministic
-        # TF32 only together with bf16 autocast; amp=False means float32 throughout
-        torch.backends.cuda.matmul.allow_tf32 = config.amp
-        torch.backends.cudnn.allow_tf32 = config.amp
-
-
 def _make_optimizer(model: nn.Module, config: TrainConfig, hooks: TrainingHooks | None) -> torch.optim.Optimizer:
     factory = getattr(hooks, "make_optimizer", None)
     if factory is None:
@@ -155,7 +146,6 @@ def _set_up(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config
     train_step = getattr(hooks, "train_step", None)
     if train_step is not None and config.adversarial is not None:
         raise ValueError("a train_step hook cannot be combined with adversarial training: attack inside the step")
-    _set_backend_flags(config, device)
     images = _preprocess(hooks, images, labels, config.seed)
     data_u8, data_y = prepare_training_data(images, labels, config, device)
 
@@ -413,6 +403,18 @@ def train(
             raise ValueError("test_images given without test_labels")
         evaluator = Evaluator(test_images, test_labels, batch_size=config.eval_batch_size, subset=config.eval_subset)
 
+    # TF32 only together with bf16 autocast (amp=False means float32 throughout); the process's
+    # flags are restored after the run
+    with kernel_settings(device, deterministic=config.deterministic, tf32=config.amp):
+        return _train_loop(model, images, labels, config, ctx, device, workdir, progress, callback, evaluator,
+                           augmentation, hooks)
+
+
+def _train_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                ctx: DistContext, device: torch.device, workdir: str | Path | None, progress: bool,
+                callback: Callable[[EpochRecord, nn.Module], bool | None] | None,
+                evaluator: Callable[[nn.Module], float] | None, augmentation: Any,
+                hooks: TrainingHooks | None) -> TrainResult:
     run = _set_up(model, images, labels, config, ctx, device, augmentation, hooks)
     wd = Path(workdir) if workdir is not None else None
     _resume(run, wd)
