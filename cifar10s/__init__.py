@@ -11,19 +11,15 @@ pay for importing torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .lazy import lazy_exports
 from .version import __version__  # noqa: F401 - the public version
 
 __all__ = ["CIFAR10S", "CLASSES", "NotBuiltError", "VariantSpec", "__version__", "audit"]
 
-_LAZY = {
-    "CIFAR10S": ("cifar10s.dataset", "CIFAR10S"),
-    "CLASSES": ("cifar10s.constants", "CLASSES"),
-    "NotBuiltError": ("cifar10s.store", "NotBuiltError"),
-    "VariantSpec": ("cifar10s.variants", "VariantSpec"),
-    "audit": ("cifar10s.auditing", "audit"),
-}
+_LAZY = {"CIFAR10S": ".dataset", "CLASSES": ".constants", "NotBuiltError": ".store", "VariantSpec": ".variants",
+         "audit": ".auditing"}
 
 if TYPE_CHECKING:
     from .auditing import audit
@@ -32,13 +28,4 @@ if TYPE_CHECKING:
     from .store import NotBuiltError
     from .variants import VariantSpec
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cifar10s' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "cifar10s"
 MAX_LINES = 400
 #: no module is longer than this, reason or not: past it, a module holds more than one job
@@ -165,18 +167,19 @@ def test_no_module_over_500_lines():
 def test_every_lazy_name_of_a_face_resolves():
     import importlib
 
-    for face in ("cifar10s.leaderboard", "cifar10s.training"):
+    faces = ("cifar10s", "cifar10s.hub", "cifar10s.leaderboard", "cifar10s.leaderboard.sandbox", "cifar10s.training")
+    for face in faces:
         mod = importlib.import_module(face)
-        missing = [n for n in mod._LAZY if getattr(mod, n, None) is None]
+        missing = [n for n in mod.__all__ if getattr(mod, n, None) is None]
         assert missing == [], face
+        with pytest.raises(AttributeError, match=f"module '{face}' has no attribute 'no_such_name'"):
+            mod.no_such_name  # noqa: B018 - the lookup is the test
 
 
 def test_moved_modules_named_by_the_docs_warn_and_re_export(monkeypatch):
     """Old paths that docs told users to import keep working for now, with a DeprecationWarning."""
     import importlib
     import sys
-
-    import pytest
 
     for old, new in (("cifar10s.leaderboard.baselines", "cifar10s.paper"),
                      ("cifar10s.leaderboard.shuffle_table1", "cifar10s.leaderboard.table1.run")):

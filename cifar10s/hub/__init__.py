@@ -7,16 +7,9 @@ does not import ``huggingface_hub``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 __all__ = ["CARD", "DEFAULT_REPO_ID", "DEFAULT_REVISION", "REPO_TYPE", "HubUnavailable", "dataset_card",
            "fetch_variant", "pinning_hint", "publish_release", "write_release"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        value = getattr(importlib.import_module(f"{__name__}.client"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {name: ".client" for name in __all__})

@@ -20,8 +20,9 @@ See docs/leaderboard.md and leaderboard/README.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 #: public name -> the module that defines it, relative to this package
 _LAZY = {
@@ -59,10 +60,4 @@ if TYPE_CHECKING:
     from .table1.run import run_table1
     from .submission import Submission, SubmissionError, load_submission, validate_submission
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

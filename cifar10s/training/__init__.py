@@ -6,27 +6,20 @@ as every leaderboard child process does) does not pull in torchvision and the au
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _LAZY = {
-    "AUGMENTATIONS": "augment", "RANDAUGMENT_OPS": "augment", "AugmentationPipeline": "augment",
-    "BatchAugmentation": "augment", "Cutout": "augment", "Mixup": "augment", "RandAugment": "augment",
-    "RandomCropFlip": "augment", "build_augmentation": "augment",
-    "AuthorsRandAugment": "augment_authors", "AUTHORS_RANDAUGMENT_OPS": "augment_authors",
-    "DEFENSES": "defenses", "build_defense": "defenses",
-    "PRESETS": "presets", "resolve_preset": "presets",
-    "TrainConfig": "config", "TrainResult": "config",
-    "evaluate": "evaluation",
-    "train": "trainer",
+    "AUGMENTATIONS": ".augment", "RANDAUGMENT_OPS": ".augment", "AugmentationPipeline": ".augment",
+    "BatchAugmentation": ".augment", "Cutout": ".augment", "Mixup": ".augment", "RandAugment": ".augment",
+    "RandomCropFlip": ".augment", "build_augmentation": ".augment",
+    "AuthorsRandAugment": ".augment_authors", "AUTHORS_RANDAUGMENT_OPS": ".augment_authors",
+    "DEFENSES": ".defenses", "build_defense": ".defenses",
+    "PRESETS": ".presets", "resolve_preset": ".presets",
+    "TrainConfig": ".config", "TrainResult": ".config",
+    "evaluate": ".evaluation",
+    "train": ".trainer",
 }
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

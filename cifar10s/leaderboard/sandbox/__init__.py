@@ -15,18 +15,11 @@ Nothing is imported here until a name is asked for (the bubblewrap names below, 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ...lazy import lazy_exports
 
 #: the sandbox's own names, imported on first use (bwrap imports neither torch nor the worker)
 _LAZY = {name: ".bwrap" for name in ("Limits", "Sandbox", "SandboxUnavailable", "detect", "resolve_sandbox")}
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

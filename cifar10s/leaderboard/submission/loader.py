@@ -35,15 +35,7 @@ from typing import Any
 from ... import strict_json
 from .record import HOOK_NAMES, Submission, SubmissionError
 
-__all__ = [
-    "HOOK_NAMES",
-    "SUBMISSION_FILE",
-    "Submission",
-    "SubmissionError",
-    "inspect_submission",
-    "load_submission",
-    "validate_submission",
-]
+__all__ = ["SUBMISSION_FILE", "inspect_submission", "load_submission", "validate_submission"]
 
 SUBMISSION_FILE = "submission.json"
 REQUIRED_KEYS = ("name", "authors", "link")
