@@ -52,3 +52,23 @@ def test_campaign_refuses_cuda_without_a_gpu(tmp_path, tiny_archive):
                            "--out", str(tmp_path / "o"), "--phases", "smoke"], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "--dry-run" in proc.stderr
+
+
+def test_the_one_call_script_runs_phases_under_a_deadline(tmp_path, tiny_archive):
+    """benchmarks/gpu_campaign_call.sh, as a GPU machine runs it, here as a CPU dry run: a phase
+    that fits writes its record; one left with too little time is skipped and says so."""
+    def call(out: Path, **extra: str) -> tuple[subprocess.CompletedProcess, str]:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OUT": str(out), "PYTHON": sys.executable,
+               "CAMPAIGN_ARGS": "--dry-run", "DATA": str(tiny_archive), "CAMPAIGN_ROOT": str(tmp_path / "root"),
+               **extra}
+        proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_campaign_call.sh")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc, (out / "log.txt").read_text()
+
+    proc, log = call(tmp_path / "a", PHASES="smoke", CAP_smoke="240", DEADLINE="300")
+    smoke = json.loads((tmp_path / "a" / "campaign" / "smoke.json").read_text())
+    assert smoke["dry_run"] is True and smoke["results"]["one_batch"]
+    assert "== smoke: 240s (budget 225s)" in log and "rc 0" in log and "## smoke" in proc.stdout
+    _, log = call(tmp_path / "b", PHASES="grid", DEADLINE="30")
+    assert "skipped: no time left" in log and not (tmp_path / "b" / "campaign" / "grid.json").exists()
