@@ -256,8 +256,10 @@ def test_interrupted_scoring_resumes_to_the_same_result(tmp_path, built_root, ki
         assert ra["best_test_acc"] == rb["best_test_acc"] and ra["best_epoch"] == rb["best_epoch"]
         assert _strip(ra["records"]) == _strip(rb["records"])
         assert ra["weights_sha256"] == rb["weights_sha256"]
-        wa = load_file(Path(ra["workdir"]) / "model.safetensors")
-        wb = load_file(Path(rb["workdir"]) / "model.safetensors")
+        # recorded relative to the result's folder: no path of the scoring machine in a result
+        assert not Path(ra["workdir"]).is_absolute() and ra["workdir"].startswith(".work/")
+        wa = load_file(a / ra["workdir"] / "model.safetensors")
+        wb = load_file(b / rb["workdir"] / "model.safetensors")
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert resumed["summary"]["final_test_acc"] == fresh["summary"]["final_test_acc"]
 

@@ -331,7 +331,7 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         isolation=ISOLATION,
         sandbox=run.box.describe() if run.box is not None else SANDBOX_NONE,
         integrity=integrity,
-        per_seed=per_seed,
+        per_seed=[{**p, "workdir": _recorded_workdir(p["workdir"], run.out_dir)} for p in per_seed],
         summary={
             "final_test_acc": summary(finals),
             "flipped_test_acc": summary([p["flipped_test_acc"] for p in per_seed]),
@@ -349,6 +349,17 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         result["_path"] = str(path)
         say(f"wrote {path} (signed by key {run.key.key_id if run.key else '?'})")
     return result
+
+
+def _recorded_workdir(workdir: str | None, out_dir: Path | None) -> str | None:
+    """A seed's work folder as the result records it: relative to the result's folder when inside
+    it (the default ``.work/...``), so a published result does not carry the scoring machine's paths."""
+    if workdir is None or out_dir is None:
+        return workdir
+    try:
+        return Path(workdir).resolve().relative_to(out_dir.resolve()).as_posix()
+    except ValueError:
+        return workdir
 
 
 def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, dev: torch.device,
