@@ -34,6 +34,7 @@ __all__ = [
     "data_caveats",
     "dataset_provenance",
     "environment",
+    "recorded_workdir",
     "split_provenance",
     "stamp_workdir",
     "summary",
@@ -117,6 +118,17 @@ def summary(values: Sequence[float | None]) -> dict[str, Any]:
     mean = sum(vals) / n if n else None
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else (0.0 if n else None)  # type: ignore[operator]
     return {"mean": mean, "std": std, "n": n, "values": list(values)}
+
+
+def recorded_workdir(workdir: str | None, out_dir: Path | None) -> str | None:
+    """A seed's work folder as the result records it: relative to the result's folder when inside
+    it (the default ``.work/...``), so a published result does not carry the scoring machine's paths."""
+    if workdir is None or out_dir is None:
+        return workdir
+    try:
+        return Path(workdir).resolve().relative_to(out_dir.resolve()).as_posix()
+    except ValueError:
+        return workdir
 
 
 def stamp_workdir(wd: Path, stamp: dict[str, Any]) -> dict[str, Any]:

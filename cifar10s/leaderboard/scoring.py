@@ -48,7 +48,8 @@ from ..variants import VariantSpec, parse_variant
 from ..paper import compare, format_comparison
 from .sandbox.heldout import HeldOutTestSet
 from .sandbox.integrity import integrity_lines, integrity_record
-from .provenance import STD_DEFINITION, code_version, dataset_provenance, environment, stamp_workdir, summary
+from .provenance import (STD_DEFINITION, code_version, dataset_provenance, environment, recorded_workdir,
+                         stamp_workdir, summary)
 from .board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
 from .sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from .sandbox.bwrap import Sandbox, resolve_sandbox
@@ -331,7 +332,7 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         isolation=ISOLATION,
         sandbox=run.box.describe() if run.box is not None else SANDBOX_NONE,
         integrity=integrity,
-        per_seed=[{**p, "workdir": _recorded_workdir(p["workdir"], run.out_dir)} for p in per_seed],
+        per_seed=[{**p, "workdir": recorded_workdir(p["workdir"], run.out_dir)} for p in per_seed],
         summary={
             "final_test_acc": summary(finals),
             "flipped_test_acc": summary([p["flipped_test_acc"] for p in per_seed]),
@@ -349,17 +350,6 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         result["_path"] = str(path)
         say(f"wrote {path} (signed by key {run.key.key_id if run.key else '?'})")
     return result
-
-
-def _recorded_workdir(workdir: str | None, out_dir: Path | None) -> str | None:
-    """A seed's work folder as the result records it: relative to the result's folder when inside
-    it (the default ``.work/...``), so a published result does not carry the scoring machine's paths."""
-    if workdir is None or out_dir is None:
-        return workdir
-    try:
-        return Path(workdir).resolve().relative_to(out_dir.resolve()).as_posix()
-    except ValueError:
-        return workdir
 
 
 def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, dev: torch.device,
