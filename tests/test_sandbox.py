@@ -295,6 +295,22 @@ def test_a_hanging_child_is_killed_with_its_whole_namespace(tmp_path, box):
     assert list(logs.glob("daemon-*")) and processes_with(marker) == []
 
 
+def test_a_namespace_report_is_believed_only_for_bubblewraps_own_child():
+    from cifar10s.leaderboard.sandbox.bwrap import read_namespace, wait_namespace_empty
+
+    r, w = os.pipe()  # bubblewrap that dies before reporting: its end closes, nothing is waited for
+    os.close(w)
+    t0 = time.monotonic()
+    assert read_namespace(r, os.getpid(), timeout_s=30) is None and time.monotonic() - t0 < 5
+    os.close(r)
+    r, w = os.pipe()  # a report naming a process that is not the reporter's child is ignored
+    os.write(w, json.dumps({"child-pid": os.getpid()}).encode())
+    os.close(w)
+    assert read_namespace(r, os.getpid(), timeout_s=5) is None
+    os.close(r)
+    assert wait_namespace_empty(None)
+
+
 def test_each_child_gets_a_fresh_copy_checked_against_the_hashes(tmp_path):
     folder = write_submission(tmp_path / "sub", {**META, "entry": "m.py"}, {"m.py": TINY_NET, "util/a.py": "x = 1\n"})
     sub = load_submission(folder)

@@ -43,7 +43,7 @@ import numpy as np
 from ... import strict_json
 from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
-from .bwrap import Sandbox, kill_namespace
+from .bwrap import Namespace, Sandbox, kill_namespace, read_namespace, wait_namespace_empty
 
 __all__ = [
     "DEFAULT_INSPECT_LIMIT_S",
@@ -296,21 +296,26 @@ class WorkerRun:
                 proc = subprocess.Popen(cmd, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                                         pass_fds=(info_w,) if info_w is not None else ())
+                space = None
                 if info_w is not None:
                     os.close(info_w)
                     info_w = None
-                    os.set_blocking(info_r, False)
+                    space = read_namespace(info_r, proc.pid)
                 relay = _LogRelay(log_path) if progress else None
                 try:
                     exited = _wait_unreaped(proc, time_limit_s, relay)
                 except BaseException:
-                    self._kill(proc, info_r)
+                    self._kill(proc, space)
                     proc.wait()
+                    wait_namespace_empty(space)
                     raise
                 if not exited:
-                    self._kill(proc, info_r)
+                    self._kill(proc, space)
                 _kill_group(proc)  # nothing it started outlives it (not reaped yet: its id is still its own)
                 rc = proc.wait()
+                if not wait_namespace_empty(space):
+                    raise WorkerFailed(f"{self.label}: processes of its sandbox were still running 10 s after it "
+                                       "ended; nothing it wrote is used")
         finally:
             for fd in (info_r, info_w):
                 if fd is not None:
@@ -323,10 +328,9 @@ class WorkerRun:
         return self._report(rc, nonce, task, log_path, time.monotonic() - t0)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen[bytes], info_fd: int | None) -> None:
+    def _kill(proc: subprocess.Popen[bytes], space: Namespace | None) -> None:
         """End a child that is still running: its sandbox's whole PID namespace, and its process group."""
-        if info_fd is not None:
-            kill_namespace(info_fd, proc.pid)
+        kill_namespace(space, proc.pid)
         _kill_group(proc)
 
     def _report(self, rc: int, nonce: str, task: str, log_path: Path, seconds: float) -> dict[str, Any]:
