@@ -311,6 +311,24 @@ def test_a_namespace_report_is_believed_only_for_bubblewraps_own_child():
     assert wait_namespace_empty(None)
 
 
+def test_a_zombie_does_not_hold_a_namespace_open():
+    # the namespace's init, orphaned when bubblewrap exits, stays a zombie until the host's init
+    # reaps it (1.6-1.8 s here): waiting for it cost every sandboxed child that long
+    import subprocess
+
+    from cifar10s.leaderboard.sandbox.bwrap import Namespace, _members
+
+    ours = Namespace(os.getpid(), os.readlink("/proc/self/ns/pid"))
+    proc = subprocess.Popen(["/bin/true"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{proc.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    members = _members(ours)
+    assert os.getpid() in members and proc.pid not in members
+    proc.wait()
+
+
 def test_each_child_gets_a_fresh_copy_checked_against_the_hashes(tmp_path):
     folder = write_submission(tmp_path / "sub", {**META, "entry": "m.py"}, {"m.py": TINY_NET, "util/a.py": "x = 1\n"})
     sub = load_submission(folder)

@@ -348,15 +348,20 @@ def read_namespace(info_fd: int, bwrap_pid: int, timeout_s: float = 10.0) -> Nam
 
 
 def _members(space: Namespace) -> list[int]:
-    """Host PIDs of the processes that are still in ``space``."""
+    """Host PIDs of the processes still alive in ``space``. Zombies do not count: they run nothing,
+    and the namespace's own init, once orphaned, waits as one until the host's init reaps it."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == space.ident:
-                    found.append(int(entry))
-            except OSError:
-                pass  # gone meanwhile, or not ours to read
+                if os.readlink(f"/proc/{entry}/ns/pid") != space.ident:
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue  # gone meanwhile, or not ours to read
+            if state not in (b"Z", b"X"):
+                found.append(int(entry))
     return found
 
 
