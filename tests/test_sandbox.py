@@ -296,7 +296,7 @@ def test_a_hanging_child_is_killed_with_its_whole_namespace(tmp_path, box):
 
 
 def test_a_namespace_report_is_believed_only_for_bubblewraps_own_child():
-    from cifar10s.leaderboard.sandbox.bwrap import read_namespace, wait_namespace_empty
+    from cifar10s.leaderboard.sandbox.namespace import read_namespace, wait_namespace_empty
 
     r, w = os.pipe()  # bubblewrap that dies before reporting: its end closes, nothing is waited for
     os.close(w)
@@ -316,7 +316,7 @@ def test_a_zombie_does_not_hold_a_namespace_open():
     # reaps it (1.6-1.8 s here): waiting for it cost every sandboxed child that long
     import subprocess
 
-    from cifar10s.leaderboard.sandbox.bwrap import Namespace, _members
+    from cifar10s.leaderboard.sandbox.namespace import Namespace, _members
 
     ours = Namespace(os.getpid(), os.readlink("/proc/self/ns/pid"))
     proc = subprocess.Popen(["/bin/true"])

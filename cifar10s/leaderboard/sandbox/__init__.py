@@ -1,6 +1,7 @@
 """Running submission code: child processes in a bubblewrap sandbox, and what the scorer keeps from them.
 
 * :mod:`.bwrap`: the sandbox every child starts in (detection, binds, limits, the result's record).
+* :mod:`.namespace`: a started sandbox's processes, found by their PID namespace, ended, waited for.
 * :mod:`.runner`: starting a child, its time limit, reading back only a well-formed report and arrays.
 * :mod:`.worker`: the child's entry point (``inspect``, ``train``, ``predict``), the only place
   submission code runs; :mod:`.entry` imports the submission's entry file there.

@@ -23,7 +23,6 @@ raises :class:`SandboxUnavailable` with how to install it when not; nothing fall
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import platform
@@ -31,13 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOBODY", "Limits", "Namespace", "Sandbox", "SandboxUnavailable", "detect", "kill_namespace", "mask_targets",
-           "package_dir", "read_namespace", "resolve_sandbox", "wait_namespace_empty"]
+__all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "detect", "mask_targets", "package_dir",
+           "resolve_sandbox"]
 
 NOBODY = 65534
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
@@ -307,91 +305,3 @@ def resolve_sandbox(sandbox: bool | Sandbox | None) -> Sandbox | None:
     if isinstance(sandbox, Sandbox):
         return sandbox
     return detect() if sandbox else None
-
-
-@dataclass(frozen=True)
-class Namespace:
-    """A started sandbox's PID namespace: the host PID of its init and the namespace's identity
-    (``/proc/PID/ns/pid``), by which every process inside it can be found on the host."""
-
-    init_pid: int
-    ident: str
-
-
-def read_namespace(info_fd: int, bwrap_pid: int, timeout_s: float = 10.0) -> Namespace | None:
-    """The namespace that bubblewrap ``bwrap_pid`` reports on ``info_fd`` as it starts (None if it
-    exits first, reports nothing readable, or the reported PID is not its child)."""
-    import json
-    import select
-
-    raw, deadline = b"", time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([info_fd], [], [], 0.05)
-        if not ready:
-            continue
-        chunk = os.read(info_fd, 4096)
-        if not chunk:  # bubblewrap closed its end without a report: it failed to start
-            return None
-        raw += chunk
-        try:
-            pid = int(json.loads(raw.decode())["child-pid"])
-        except (ValueError, KeyError, TypeError):
-            continue  # a partial report; read on
-        try:
-            ppid = next((line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                         if line.startswith("PPid:")), None)
-            ident = os.readlink(f"/proc/{pid}/ns/pid")
-        except OSError:
-            return None
-        return Namespace(pid, ident) if ppid == str(bwrap_pid) else None
-    return None
-
-
-def _members(space: Namespace) -> list[int]:
-    """Host PIDs of the processes still alive in ``space``. Zombies do not count: they run nothing,
-    and the namespace's own init, once orphaned, waits as one until the host's init reaps it."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") != space.ident:
-                    continue
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue  # gone meanwhile, or not ours to read
-            if state not in (b"Z", b"X"):
-                found.append(int(entry))
-    return found
-
-
-def kill_namespace(space: Namespace | None, bwrap_pid: int) -> None:
-    """SIGKILL the namespace's init; the kernel then kills every process of the namespace. Checked
-    to still be that bubblewrap's child in that namespace first, so a reused PID is never signalled."""
-    import signal
-
-    if space is None:
-        return
-    try:
-        status = Path(f"/proc/{space.init_pid}/status").read_text()
-        same = os.readlink(f"/proc/{space.init_pid}/ns/pid") == space.ident
-    except OSError:
-        return
-    ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), None)
-    if same and ppid == str(bwrap_pid):
-        with contextlib.suppress(OSError):
-            os.kill(space.init_pid, signal.SIGKILL)
-
-
-def wait_namespace_empty(space: Namespace | None, timeout_s: float = 10.0) -> bool:
-    """Wait until no process is left in ``space``: the kernel kills them when the init dies, but
-    not at once, and one still alive could write to the folders it was given after the scorer read
-    them. False if some were still there after ``timeout_s``."""
-    if space is None:
-        return True
-    deadline = time.monotonic() + timeout_s
-    while _members(space):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -43,7 +43,8 @@ import numpy as np
 from ... import strict_json
 from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
-from .bwrap import Namespace, Sandbox, kill_namespace, read_namespace, wait_namespace_empty
+from .bwrap import Sandbox
+from .namespace import NAMESPACE_EXIT_S, Namespace, kill_namespace, read_namespace, wait_namespace_empty
 
 __all__ = [
     "DEFAULT_INSPECT_LIMIT_S",
@@ -314,8 +315,8 @@ class WorkerRun:
                 _kill_group(proc)  # nothing it started outlives it (not reaped yet: its id is still its own)
                 rc = proc.wait()
                 if not wait_namespace_empty(space):
-                    raise WorkerFailed(f"{self.label}: processes of its sandbox were still running 10 s after it "
-                                       "ended; nothing it wrote is used")
+                    raise WorkerFailed(f"{self.label}: processes of its sandbox were still running "
+                                       f"{NAMESPACE_EXIT_S:g} s after it ended; nothing it wrote is used")
         finally:
             for fd in (info_r, info_w):
                 if fd is not None:
