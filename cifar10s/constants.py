@@ -26,6 +26,13 @@ CIFAR10_MEMBER_MD5 = {
 #: member md5 values above, which identify the same bytes.
 CIFAR10_OFFICIAL_FINGERPRINT: str | None = None
 
+#: The official archive's content fingerprints, ``{"train": ..., "test": ...}`` (see
+#: :func:`cifar10s.sources.cifar10.content_fingerprint`): what a copy with the same images and
+#: labels in another order or other pickle bytes must match to count as the same data. ``None``
+#: until measured on the official archive (``cifar10s info`` prints a build's values); until then
+#: a full-size copy is reported as ``full-copy``, never as the official archive.
+CIFAR10_OFFICIAL_CONTENT: dict[str, str] | None = None
+
 CLASSES = (
     "airplane",
     "automobile",

@@ -64,9 +64,32 @@ class Source:
     num_test: int | None
     record: Mapping[str, Any]  # the manifest's record as written (e.g. member_md5)
 
+    @property
+    def content_fingerprint(self) -> dict[str, str] | None:
+        """Per split (``train``, ``test``), the order-free content fingerprint; None in manifests
+        written before it was recorded."""
+        content = self.record.get("content_fingerprint")
+        return dict(content) if isinstance(content, Mapping) else None
+
+    @property
+    def kind(self) -> str:
+        """``official``, ``official-content``, ``full-copy`` or ``subset``
+        (:func:`cifar10s.sources.cifar10.source_kind`)."""
+        from .sources.cifar10 import source_kind
+
+        return source_kind(self.official, self.content_fingerprint, self.num_train, self.num_test)
+
     def short(self) -> str:
         """``official CIFAR-10 (1a2b3c4d5e6f)`` or ``NOT official CIFAR-10 (...)``."""
-        return f"{'official' if self.official else 'NOT official'} CIFAR-10 ({self.fingerprint[:12]})"
+        kind = self.kind
+        if kind == "official":
+            return f"official CIFAR-10 ({self.fingerprint[:12]})"
+        content = self.content_fingerprint or {}
+        ident = f"content train {content['train'][:12]} / test {content['test'][:12]}" if content else self.fingerprint[:12]
+        words = {"official-content": "official CIFAR-10's images from another copy (NOT the official archive)",
+                 "full-copy": "a full-size CIFAR-10 copy, NOT the official archive",
+                 "subset": "NOT official CIFAR-10 (a subset)"}[kind]
+        return f"{words} ({ident})"
 
 
 @dataclass(frozen=True)

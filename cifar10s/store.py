@@ -226,6 +226,12 @@ def validate_manifest(manifest: object, where: str, *, layout: str = "variant") 
     source = manifest.get("source")
     if not isinstance(source, dict) or not isinstance(source.get("fingerprint"), str):
         raise _bad(where, "no 'source' record with a fingerprint")
+    content = source.get("content_fingerprint")
+    if content is not None and not (
+        isinstance(content, dict) and set(content) == {"train", "test"}
+        and all(isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in content.values())
+    ):
+        raise _bad(where, "'source.content_fingerprint' must map 'train' and 'test' to sha256 hex digests")
     for key, kind, called in (("variant", dict, "a JSON object"), ("classes", list, "a JSON array"),
                               ("inputs_key", str, "a string")):
         if key in manifest and not isinstance(manifest[key], kind):

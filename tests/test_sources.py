@@ -91,3 +91,29 @@ def test_bad_batch_contents_are_rejected(tmp_path):
 def test_existing_copy_under_root_is_found(tmp_path, tiny_archive):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(tiny_archive.read_bytes())
     assert resolve_cifar10(tmp_path) == tmp_path / "cifar-10-python.tar.gz"
+
+
+def test_content_fingerprint_ignores_order_and_sees_one_pixel(shared_arrays):
+    from cifar10s.sources.cifar10 import content_fingerprint
+
+    x, y = shared_arrays.test_images, shared_arrays.test_labels
+    base = content_fingerprint(x, y)
+    order = np.random.default_rng(0).permutation(len(y))
+    assert content_fingerprint(x[order], y[order]) == base  # another order: the same content
+    changed = x.copy()
+    changed[7, 3, 4, 1] ^= 1
+    assert content_fingerprint(changed, y) != base  # one pixel
+    relabelled = y.copy()
+    relabelled[7] = (relabelled[7] + 1) % 10
+    assert content_fingerprint(x, relabelled) != base  # one label
+    assert content_fingerprint(x[:-1], y[:-1]) != base  # one image fewer
+
+
+def test_source_kind_never_calls_a_copy_official(shared_arrays):
+    from cifar10s.sources.cifar10 import source_kind
+
+    record = shared_arrays.describe()
+    assert record["kind"] == "subset" and not record["official"]
+    assert set(record["content_fingerprint"]) == {"train", "test"}
+    assert source_kind(False, record["content_fingerprint"], 50_000, 10_000) == "full-copy"
+    assert source_kind(True, None, 50_000, 10_000) == "official"

@@ -33,8 +33,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     src = folder.source
     print(f"{'built' if outcome.built else 'up to date'}: {outcome.path}")
     if not src.official:
-        print(f"note: source is NOT the official CIFAR-10 ({src.num_train} train images, "
-              f"fingerprint {src.fingerprint[:12]}); not comparable with the paper's numbers")
+        comparable = ("the same scale as the paper's; results say which copy it was" if src.kind != "subset"
+                      else "not comparable with the paper's numbers")
+        print(f"note: source is {src.short()}, {src.num_train} train / {src.num_test} test images; {comparable}")
     for s in folder.manifest.get("shortcut", {}).get("shortcuts", []):
         print(f"  class {s['label']}: pixel (row {s['row']}, col {s['col']}) colour {tuple(s['colour'])} "
               f"score {s['score']:.4f}" if isinstance(s["score"], float) else f"  {s}")

@@ -75,6 +75,9 @@ def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
         "train_labels_sha256": folder.sha256(TRAIN_LABELS),
         "num_train": folder.num_train,
         "source_fingerprint": folder.source.fingerprint,
+        "source_content_fingerprint": folder.source.content_fingerprint,
+        "source_kind": folder.source.kind,
+        "num_test": folder.source.num_test,
         "official_cifar10": folder.source.official,
         "recipe": (folder.manifest.get("recipe") or {}).get("version"),  # None for variants without EM
         "built_with_cifar10s": folder.manifest.get("environment", {}).get("cifar10s"),
@@ -91,6 +94,8 @@ def split_provenance(ds: CIFAR10S) -> dict[str, Any]:
     return {
         "manifest_sha256": ds.folder.manifest_sha256(),
         "source_fingerprint": source.fingerprint,
+        "source_content_fingerprint": source.content_fingerprint,
+        "source_kind": source.kind,
         "official_cifar10": source.official,
         "num_images": int(len(ds.targets)),
     }

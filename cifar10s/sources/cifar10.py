@@ -20,6 +20,7 @@ from ..constants import (
     CIFAR10_FILENAME,
     CIFAR10_FOLDER,
     CIFAR10_MEMBER_MD5,
+    CIFAR10_OFFICIAL_CONTENT,
     CLASSES,
     META_FILE,
     TEST_BATCH,
@@ -30,7 +31,16 @@ from .errors import SourceError
 from .safe_pickle import MAX_PICKLE_BYTES, load_batch
 from .safe_tar import checked_members, open_archive
 
-__all__ = ["CIFAR10Arrays", "SourceError", "find_cifar10", "fingerprint_arrays", "load_cifar10", "resolve_cifar10"]
+__all__ = [
+    "CIFAR10Arrays",
+    "SourceError",
+    "content_fingerprint",
+    "find_cifar10",
+    "fingerprint_arrays",
+    "load_cifar10",
+    "resolve_cifar10",
+    "source_kind",
+]
 
 #: Bytes per image row in a batch (3 x 32 x 32, channel-major).
 ROW_BYTES = 3072
@@ -56,11 +66,20 @@ class CIFAR10Arrays:
     origin: str
     member_md5: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def content_fingerprint(self) -> dict[str, str]:
+        """Per split, the order-free identity of its images and labels (:func:`content_fingerprint`)."""
+        return {"train": content_fingerprint(self.train_images, self.train_labels),
+                "test": content_fingerprint(self.test_images, self.test_labels)}
+
     def describe(self) -> dict[str, Any]:
         """Provenance record for manifests."""
+        content = self.content_fingerprint
         return {
             "origin": self.origin,
             "fingerprint": self.fingerprint,
+            "content_fingerprint": content,
+            "kind": source_kind(self.official, content, len(self.train_labels), len(self.test_labels)),
             "official": self.official,
             "num_train": len(self.train_labels),
             "num_test": len(self.test_labels),
@@ -88,6 +107,44 @@ def fingerprint_arrays(
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
         h.update(memoryview(arr).cast("B"))
     return h.hexdigest()
+
+
+def content_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """What a split holds, whatever the archive's bytes or the images' order.
+
+    sha256 over the sorted sha256 digests of each (label, image) pair, the label as one int64 and
+    the image as its 32 x 32 x 3 uint8 bytes. Two copies of CIFAR-10 with the same images and labels
+    in another order, or pickled differently, get the same value; one changed pixel or label
+    changes it.
+    """
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    labels = np.asarray(labels, dtype=np.int64)
+    if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(images) != len(labels):
+        raise ValueError(f"expected (N, 32, 32, 3) uint8 images with N labels, got {images.shape} and {labels.shape}")
+    rows = np.concatenate([labels.astype("<i8").view(np.uint8).reshape(-1, 8), images.reshape(len(images), -1)], axis=1)
+    digests = sorted(hashlib.sha256(row).digest() for row in rows)
+    h = hashlib.sha256(f"cifar10-content-v1:{len(digests)}:".encode())
+    for d in digests:
+        h.update(d)
+    return h.hexdigest()
+
+
+def source_kind(official: bool, content: dict[str, str] | None, num_train: int | None, num_test: int | None) -> str:
+    """How a CIFAR-10 copy relates to the official release.
+
+    ``"official"``: the batch files are the published ones (member md5s). ``"official-content"``:
+    other bytes or order, but the content fingerprints equal the official archive's
+    (:data:`~cifar10s.constants.CIFAR10_OFFICIAL_CONTENT`, once measured). ``"full-copy"``: all of
+    CIFAR-10's size (50,000 / 10,000 images) from another copy whose content was not matched with
+    the official archive's. ``"subset"``: fewer images.
+    """
+    if official:
+        return "official"
+    if CIFAR10_OFFICIAL_CONTENT is not None and content == CIFAR10_OFFICIAL_CONTENT:
+        return "official-content"
+    if num_train == MAX_TRAIN_ROWS and num_test == MAX_TEST_ROWS:
+        return "full-copy"
+    return "subset"
 
 
 def _size_limit(name: str) -> int:

@@ -30,6 +30,7 @@ from ... import strict_json
 from ...constants import CIFAR10_MEMBER_MD5
 from ...folder import open_folder
 from ...store import MANIFEST, TEST_IMAGES, TEST_LABELS, IntegrityError, clean_folder, sha256_file
+from ...sources.cifar10 import content_fingerprint
 
 __all__ = [
     "HeldOutTestSet",
@@ -123,6 +124,8 @@ class HeldOutTestSet:
             "test_labels_sha256": clean.sha256(TEST_LABELS),
             "num_test": self.num_test,
             "source_fingerprint": fingerprint,
+            "content_fingerprint": content_fingerprint(images, labels),  # of the images held, not the manifest's word
+            "source_kind": clean.source.kind,
             "official_cifar10": clean.source.official,
             "verification": dict(self.verification),
         }
