@@ -405,7 +405,7 @@ def _alive(pid: int) -> bool:
 def test_malformed_outputs_are_refused(tmp_path):
     good = np.zeros((4, 10), np.float32)
     np.save(tmp_path / "good.npy", good)
-    assert read_logits(tmp_path / "good.npy", 4, 10, "x").shape == (4, 10)
+    assert read_logits(tmp_path, "good.npy", 4, 10, "x").shape == (4, 10)
     cases = {
         "nan": (np.full((4, 10), np.nan, np.float32), "non-finite"),
         "shape": (np.zeros((4, 9), np.float32), r"got float32 \(4, 9\)"),
@@ -414,15 +414,15 @@ def test_malformed_outputs_are_refused(tmp_path):
     for name, (arr, match) in cases.items():
         np.save(tmp_path / f"{name}.npy", arr)
         with pytest.raises(WorkerFailed, match=match):
-            read_logits(tmp_path / f"{name}.npy", 4, 10, name)
+            read_logits(tmp_path, f"{name}.npy", 4, 10, name)
     np.save(tmp_path / "pickle.npy", np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
     with pytest.raises(WorkerFailed, match="not a plain .npy"):
-        read_logits(tmp_path / "pickle.npy", 4, 10, "pickle")
+        read_logits(tmp_path, "pickle.npy", 4, 10, "pickle")
     os.symlink(tmp_path / "good.npy", tmp_path / "link.npy")
-    with pytest.raises(WorkerFailed, match="not a plain file"):
-        read_logits(tmp_path / "link.npy", 4, 10, "link")
+    with pytest.raises(WorkerFailed, match="symbolic link"):
+        read_logits(tmp_path, "link.npy", 4, 10, "link")
     with pytest.raises(WorkerFailed, match="did not write"):
-        read_logits(tmp_path / "missing.npy", 4, 10, "missing")
+        read_logits(tmp_path, "missing.npy", 4, 10, "missing")
 
 
 # ------------------------------------------------------------------------------------------------

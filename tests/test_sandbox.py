@@ -77,8 +77,12 @@ def processes_with(marker: str) -> list[int]:
 def test_proc_of_the_parent_shows_the_sandbox_not_the_scorer(tmp_path, box):
     folder, logs = hostile(tmp_path, """
 ppid = os.getppid()
+try:
+    cwd = os.readlink(f"/proc/{{ppid}}/cwd")
+except OSError as e:
+    cwd = f"denied: {{e.errno}}"
 report(ppid=ppid, cmdline=open(f"/proc/{{ppid}}/cmdline", "rb").read().decode(errors="replace"),
-       cwd=os.readlink(f"/proc/{{ppid}}/cwd"), pids=sorted(p for p in os.listdir("/proc") if p.isdigit()),
+       cwd=cwd, pids=sorted(p for p in os.listdir("/proc") if p.isdigit()),
        environ=open("/proc/self/environ", "rb").read().decode(errors="replace"))
 """)
     validate_submission(folder, check_model=False, sandbox=in_box(box, logs))
@@ -86,7 +90,9 @@ report(ppid=ppid, cmdline=open(f"/proc/{{ppid}}/cmdline", "rb").read().decode(er
     mine = Path("/proc/self/cmdline").read_bytes().decode(errors="replace")
     assert seen["ppid"] == 1 and seen["pids"] == ["1", "2"]  # bubblewrap's init and the child, nothing else
     assert seen["cmdline"] != mine and "bwrap" in seen["cmdline"] and "test_sandbox.py" not in seen["cmdline"]
-    assert seen["cwd"] != str(Path.cwd()) and Path(seen["cwd"]).name.startswith("cifar10s-worker-")  # its scratch
+    assert seen["cwd"] != str(Path.cwd())
+    # its scratch, or (a root scorer's child runs as another host user than the init) not readable
+    assert Path(seen["cwd"]).name.startswith("cifar10s-worker-") or (box.drop_root and seen["cwd"] == "denied: 13")
 
 
 def test_proc_mem_cannot_reach_the_scorer(tmp_path, box):
@@ -125,7 +131,9 @@ report(seen=seen, hits=hits, writes=writes, errors=errors)
 """, token=token)
     validate_submission(folder, check_model=False, sandbox=in_box(box, logs))
     (seen,) = reports(logs)
-    assert seen["seen"] == ["1"]  # it looked: only bubblewrap's init is there
+    # it looked: only bubblewrap's init is there, and a root scorer's child (uid 65534 on the host,
+    # the init is not) cannot even open that one's memory
+    assert seen["seen"] == ([] if box.drop_root else ["1"]) and len(seen["seen"]) + len(seen["errors"]) >= 1
     assert seen["hits"] == 0 and seen["writes"] == 0
     assert bytes(canary) == b"SCORER-CANARY-" + token.encode()
 
@@ -149,7 +157,8 @@ report(found=found, files=files)
 
 def test_a_bound_folder_does_not_reveal_the_data_root_or_the_results(tmp_path, box, built_root, monkeypatch):
     # `python -m cifar10s.cli score ... --root data` puts the working folder on sys.path: the
-    # sandbox binds it read-only, but the data root and the results folder inside stay hidden
+    # sandbox does not bind it (its binds come from the interpreter, not sys.path), so neither it
+    # nor the data root and the results folder inside can be seen
     above = (tmp_path / "project").resolve()
     shutil.copytree(built_root, above / "data")
     built_root = above / "data"
@@ -179,28 +188,37 @@ report(labels=labels, results=results, direct=direct, marker=os.path.exists({mar
     seen = reports(logs)
     assert len(seen) >= 3  # inspect, train and evaluate children all looked
     for s in seen:
-        assert s["marker"] is True  # the folder on sys.path is there, read-only ...
-        assert (s["labels"], s["results"], s["direct"]) == ([], [], False)  # ... without what it holds
+        assert s["marker"] is False  # the folder on sys.path is not there ...
+        assert (s["labels"], s["results"], s["direct"]) == ([], [], False)  # ... nor what it holds
 
 
 def test_a_hidden_folder_keeps_what_the_child_needs_inside_it(tmp_path, box, monkeypatch):
-    # a folder on sys.path (bound read-only) holds the data root, and that holds the child's
+    # a folder the child reads (bound read-only) holds the data root, and that holds the child's
     # own work folder, as a results folder holds the seeds' work folders in real runs
-    monkeypatch.syspath_prepend(str(tmp_path))
+    from cifar10s.leaderboard.sandbox import bwrap
+
+    readable = bwrap.read_only_paths()
+    monkeypatch.setattr(bwrap, "read_only_paths", lambda: [*readable, str(tmp_path.resolve())])
+    tmp_path.chmod(0o755)  # readable by the child's host user, as an interpreter's folders are
     (tmp_path / "data" / "secret").mkdir(parents=True)
     (tmp_path / "data" / "secret" / "test_labels.npy").write_text("x")
     scratch = tmp_path / "data" / "work"
     scratch.mkdir()
-    cmd = box.command(["/usr/bin/find", str(tmp_path / "data")], scratch=scratch,
-                      hidden=(tmp_path / "data", tmp_path / "missing"))
-    import subprocess
-
-    listed = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.split()
+    listed = box.run(["/usr/bin/find", str(tmp_path / "data")], scratch=scratch,
+                     hidden=(tmp_path / "data", tmp_path / "missing")).stdout.split()
     assert str(scratch) in listed and not any("secret" in p for p in listed)
     # not hidden, it would be seen: the bind is real
-    cmd = box.command(["/usr/bin/find", str(tmp_path / "data")], scratch=scratch)
-    assert str(tmp_path / "data" / "secret" / "test_labels.npy") in subprocess.run(
-        cmd, capture_output=True, text=True, timeout=60).stdout.split()
+    assert str(tmp_path / "data" / "secret" / "test_labels.npy") in box.run(
+        ["/usr/bin/find", str(tmp_path / "data")], scratch=scratch).stdout.split()
+
+
+class _FakeHeld:
+    """Stands in for a held namespace where only the command line is looked at."""
+
+    pid, userns_fd = 1, 99
+
+    def nsenter(self):
+        return ["nsenter", "--net=/proc/1/ns/net", "--"]
 
 
 def test_a_child_with_the_cuda_binds_starts_where_a_cuda_folder_in_usr_is_a_link(tmp_path, box, monkeypatch):
@@ -218,9 +236,10 @@ def test_a_child_with_the_cuda_binds_starts_where_a_cuda_folder_in_usr_is_a_link
     monkeypatch.setattr(bwrap, "_CUDA_DIRS", (str(links[0]), *bwrap._CUDA_DIRS))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    cmd = box.command(["/bin/ls", str(links[0])], scratch=scratch, cuda=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = box.run(["/bin/ls", str(links[0])], scratch=scratch, cuda=True)
     assert proc.returncode == 0, proc.stderr
+    cmd = box.command(["/bin/ls"], scratch=scratch, cuda=True, held=None) if not box.drop_root else \
+        box.command(["/bin/ls"], scratch=scratch, cuda=True, held=_FakeHeld())
     binds = {cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg.startswith("--") and "bind" in arg}
     assert str(links[0]) not in binds  # seen through the /usr bind alone
 
@@ -236,8 +255,7 @@ def test_a_child_can_ask_its_user_name_without_a_password_database(tmp_path, box
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     code = "import getpass, os; print(getpass.getuser(), os.path.expanduser('~'), os.path.exists('/etc/passwd'))"
-    cmd = box.command([sys.executable, "-c", code], scratch=scratch, cuda=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=child_env(scratch, [], 1))
+    proc = box.run([sys.executable, "-c", code], scratch=scratch, cuda=True, env=child_env(scratch, [], 1))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["nobody", str(scratch), "False"]
 
@@ -453,7 +471,11 @@ os._exit(0)
         f.truncate(300 << 20)
         f.seek(-5, os.SEEK_END)
         f.write(b"\x1b[0mend")
-    assert read_tail(log).endswith("end") and len(read_tail(log)) <= TAIL_BYTES
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        assert read_tail(fd).endswith("end") and len(read_tail(fd)) <= TAIL_BYTES
+    finally:
+        os.close(fd)
 
     bad = write_submission(tmp_path / "raise", {**META, "entry": "m.py"},
                            {"m.py": "raise ValueError('\\x1b[2J\\x1b]0;pwned\\x07 cleared \\x9b your screen')\n"})

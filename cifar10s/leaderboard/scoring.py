@@ -29,6 +29,7 @@ the same result as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import tempfile
@@ -228,8 +229,10 @@ def prepare_scoring(submission: Submission | str | Path, root: str | Path, *, va
     out_dir = Path(out) if out is not None else None
     stem = result_stem(sub, spec, preset)
     work_root = _work_root(root_path, out_dir, workdir, stem)
-    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box, (out_dir, work_root))
     key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
+    if box is not None:  # the key in use is never visible to a child, wherever it lives
+        box = dataclasses.replace(box, secrets=box.secrets + ((str(key.path),) if key is not None else ()))
+    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box, (out_dir, work_root))
 
     # the data, verified, in this process before any submission code runs
     train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)  # refuses a variant of another source
@@ -273,7 +276,7 @@ def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: boo
         }) for seed in seeds}
         if not sub.inspected:
             sub = inspect_submission(sub, forbidden=list(settings.forbidden), time_limit_s=run.time_limit_s,
-                                     sandbox=run.box)
+                                     sandbox=settings.sandbox)
             test.check_unchanged()  # after every child: stop as soon as the data folders were touched
         configs = {s: resolve_config(sub, run.preset, s, run.overrides) for s in seeds}
         first = configs[seeds[0]]

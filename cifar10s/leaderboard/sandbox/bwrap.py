@@ -5,17 +5,21 @@ A child in a plain process can read the scorer's command line and memory through
 result afterwards, write into site-packages, or talk to the scorer's terminal. On Linux each
 child therefore runs under bubblewrap (``bwrap``):
 
-* new user, PID, network, IPC, UTS (and, where possible, cgroup) namespaces; no nested user
-  namespaces; a new session (no controlling terminal); every capability dropped; uid and gid
-  65534 inside;
-* a root of its own: read-only binds of the interpreter, its prefixes and every ``sys.path``
-  folder, the package folder alone (never the folder around it), ``/usr`` and the loader's
-  cache; a fresh ``/proc`` of its own PID namespace, a minimal ``/dev``, ``tmpfs`` ``/tmp``;
-  writable only its scratch folder (and, for training, the seed's work folder); no network;
+* new user, PID, network, IPC, UTS (and, where possible, cgroup) namespaces; a new session (no
+  controlling terminal); every capability dropped; uid and gid 65534 inside, and on the host too
+  when the scorer is root (:mod:`.hostuser`), so nothing a child creates belongs to the scorer;
+* a root of its own: read-only binds of the interpreter's prefixes, standard library and
+  site-packages folders and the package folder alone (computed from the interpreter, never from
+  ``sys.path[0]``, the working folder or the home folder), ``/usr`` and the loader's cache; a
+  fresh ``/proc`` of its own PID namespace, a minimal ``/dev``, ``tmpfs`` ``/tmp`` and
+  ``/dev/shm`` sized inside the memory cap; writable only its scratch folder (and, for training,
+  the seed's work folder), mounted ``nosuid,nodev``; no network. A child never starts when one
+  of its binds would show the signing key, the home folder, ``~/.config`` or ``~/.ssh``;
 * bubblewrap is PID 1 of the namespace, so when the child ends every process it started ends
   with it, and ``--die-with-parent`` ends the namespace when the scorer dies;
-* resource limits set by the child's bootstrap before any submission code is imported
-  (:class:`Limits`).
+* resource limits set by the child's bootstrap before any submission code is imported, and
+  memory and process count capped for all its processes together in a cgroup where the host
+  allows one (:mod:`.cgroup`) (:class:`Limits`).
 
 :func:`detect` checks that bubblewrap can start such a child here (once per command) and
 raises :class:`SandboxUnavailable` with how to install it when not; nothing falls back silently.
@@ -23,6 +27,7 @@ raises :class:`SandboxUnavailable` with how to install it when not; nothing fall
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -34,15 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "detect", "mask_targets", "package_dir",
-           "resolve_sandbox"]
+from .cgroup import CgroupPlan, plan_cgroups
+from .childfiles import Quota
+from .hostuser import CHILD_UID, HeldNamespace, drop_argv, tools_missing
+
+__all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "SecretExposed", "default_secrets", "detect",
+           "mask_targets", "package_dir", "read_only_paths", "resolve_sandbox"]
 
 NOBODY = 65534
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
                 "Arch: pacman -S bubblewrap), or pass --no-sandbox (API: sandbox=False) to run submission code "
                 "without it; such a result records \"sandbox\": \"none\"")
 _GIB = 1 << 30
-#: the in-memory /tmp and /dev/shm (the child's TMPDIR is its scratch folder, on disk)
+#: the in-memory /tmp and /dev/shm at most (the child's TMPDIR is its scratch folder, on disk)
 _TMPFS_BYTES = 1 * _GIB
 #: the empty folder laid over a hidden one (the data root, results) that a read-only bind would show
 _MASK_BYTES = 1 << 20
@@ -54,6 +63,10 @@ _CUDA_DIRS = ("/usr/local/cuda", "/usr/local/nvidia", "/run/nvidia-persistenced"
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start here; the message says how to fix that (or to opt out)."""
+
+
+class SecretExposed(SandboxUnavailable):
+    """A folder the child would see holds the signing key or the home folder; nothing was started."""
 
 
 def _physical_memory() -> int:
@@ -73,7 +86,11 @@ class Limits:
       the number of CPUs), so a child can use every core for its whole time and no longer;
     * ``file_size``: the largest file it may write, its log included (default 8 GiB);
     * ``open_files`` (default 4096) and ``processes`` (threads count, default 8192; the kernel
-      does not apply this one to a scorer running as root).
+      does not apply the rlimit to root, the cgroup caps it for everyone);
+    * ``memory``: bytes of memory of all the child's processes and its in-memory ``/tmp`` and
+      ``/dev/shm`` together, in its cgroup (default: ``address_space``);
+    * ``work_bytes`` and ``work_files``: the most the child may leave in its folders (2 GiB and
+      1,000 files by default: a checkpointed ResNet-18 run with per-epoch logits fits).
     """
 
     address_space: int | None = field(default_factory=_physical_memory)
@@ -81,6 +98,23 @@ class Limits:
     file_size: int | None = 8 * _GIB
     open_files: int | None = 4096
     processes: int | None = 8192
+    memory: int | None = None
+    work_bytes: int = 2 * _GIB
+    work_files: int = 1000
+
+    @property
+    def memory_cap(self) -> int | None:
+        """The cgroup's memory cap: ``memory``, else ``address_space``."""
+        return self.memory if self.memory is not None else self.address_space
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(max_bytes=self.work_bytes, max_files=self.work_files)
+
+    def tmpfs_bytes(self) -> int:
+        """Size of each in-memory folder: a quarter of the memory cap, at most 1 GiB."""
+        cap = self.memory_cap
+        return _TMPFS_BYTES if cap is None else max(1 << 20, min(_TMPFS_BYTES, cap // 4))
 
     def rlimits(self, time_limit_s: float | None, cuda: bool) -> dict[str, int]:
         """The ``resource.RLIMIT_*`` names and values for one child."""
@@ -103,13 +137,17 @@ class Limits:
             raw = raw.strip().lower()
             try:
                 if raw in ("none", "unlimited"):
+                    if key in ("work_bytes", "work_files"):
+                        raise ValueError(f"--limit {item!r}: the work-folder quota cannot be switched off")
                     changes[key] = None
                 elif key == "cpu_per_wall_second":
                     changes[key] = float(raw)
                 else:
                     scale = {"k": 1 << 10, "m": 1 << 20, "g": _GIB}.get(raw[-1:], 1)
                     changes[key] = int(float(raw.rstrip("kmg")) * scale)
-            except ValueError:
+            except ValueError as exc:
+                if "quota" in str(exc):
+                    raise
                 raise ValueError(f"--limit {item!r}: {raw!r} is not a number (K/M/G suffixes allowed) or none") from None
         return cls(**changes)
 
@@ -124,28 +162,74 @@ def _covered(path: str, roots: list[str]) -> bool:
 
 
 def read_only_paths() -> list[str]:
-    """The host paths a child reads: interpreter prefixes, ``sys.path`` folders and the package.
+    """The host paths a child reads: the interpreter's prefixes, standard library and
+    site-packages folders, and the package folder.
 
-    Computed from this interpreter, not assumed. The package's parent folder is left out unless
-    it is a site-packages folder: in a source checkout it holds results, data and other work.
+    Computed from the interpreter (``sys.prefix`` and friends, ``sysconfig``, ``site``), never from
+    ``sys.path``: run as ``python -m cifar10s.cli`` its first entry is the working folder, which
+    may be a home folder holding the signing key. ``LD_LIBRARY_PATH`` folders are added (CUDA).
     """
-    pkg = package_dir()
+    import site
+    import sysconfig
+
     candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), str(pkg)]
-    for entry in sys.path:
-        if not entry or not os.path.isabs(entry) or not os.path.exists(entry):
-            continue
-        if Path(entry).resolve() == pkg.parent and pkg.parent.name not in ("site-packages", "dist-packages"):
-            continue
-        candidates.append(entry)
+                  os.path.dirname(os.path.realpath(sys.executable)), str(package_dir())]
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars or None)
+        candidates += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
+    candidates += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     for entry in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
         if entry and os.path.isabs(entry) and os.path.isdir(entry):
             candidates.append(entry)
     seen: list[str] = []
-    for path in sorted({os.path.realpath(c) for c in candidates if os.path.exists(c)}, key=len):
+    for path in sorted({os.path.realpath(c) for c in candidates if c and os.path.exists(c)}, key=len):
         if not _covered(path, seen):
             seen.append(path)
     return seen
+
+
+def _ancestors(paths: list[str]) -> list[str]:
+    """The folders above ``paths`` (not ``/``, nothing under ``/usr``, none of the paths), shortest first."""
+    found = set()
+    for path in paths:
+        parent = os.path.dirname(path.rstrip("/"))
+        while parent not in ("", "/"):
+            found.add(parent)
+            parent = os.path.dirname(parent)
+    return sorted((a for a in found if not _covered(a, ["/usr"]) and a not in paths), key=len)
+
+
+def default_secrets() -> tuple[str, ...]:
+    """What no child may see: the home folder (the scorer's and the user's whose uid it runs as),
+    its ``.config`` and ``.ssh``, and the default signing key."""
+    import pwd
+
+    from ..board.signing import default_key_path
+
+    homes = {os.path.expanduser("~")}
+    try:
+        homes.add(pwd.getpwuid(os.geteuid()).pw_dir)
+    except KeyError:
+        pass
+    found = {str(default_key_path())}
+    for home in homes:
+        if home and home != "/":
+            found |= {home, os.path.join(home, ".config"), os.path.join(home, ".ssh")}
+    return tuple(sorted(found))
+
+
+def exposed_secret(binds: list[str], secrets: tuple[str, ...]) -> tuple[str, str] | None:
+    """(bind, secret) for the first bind that is a secret or a folder holding one; None when none is.
+
+    A bind *inside* the home folder (an interpreter under ``~/.pyenv``) is fine; the home folder
+    itself, or a folder above it, is not.
+    """
+    for secret in secrets:
+        real = os.path.realpath(secret)
+        for bind in binds:
+            if _covered(real, [os.path.realpath(bind)]):
+                return bind, secret
+    return None
 
 
 def mask_targets(hidden: tuple[str | Path, ...], visible: list[str]) -> list[tuple[str, bool]]:
@@ -170,7 +254,10 @@ class Sandbox:
     """A working bubblewrap setup: how to wrap one child's command, and what to record about it.
 
     ``writable`` adds host folders the child may write (tests give an attack a log folder this
-    way); they are listed in :meth:`describe`.
+    way); they are listed in :meth:`describe`. ``drop_root``: the scorer is root, so children run
+    in a user namespace of :mod:`.hostuser` as host uid 65534. ``cgroups``: where each child's
+    cgroup is made (:mod:`.cgroup`). ``secrets``: paths no bind may show (besides
+    :func:`default_secrets`), e.g. the signing key in use.
     """
 
     bwrap: str
@@ -178,6 +265,14 @@ class Sandbox:
     user_namespace: bool
     limits: Limits = field(default_factory=Limits)
     writable: tuple[str, ...] = ()
+    drop_root: bool = False
+    cgroups: CgroupPlan = field(default_factory=lambda: CgroupPlan("none", reason="not planned"))
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def child_uid(self) -> int:
+        """The host uid that owns what a child creates."""
+        return CHILD_UID if self.drop_root else os.geteuid()
 
     def namespaces(self) -> list[str]:
         return (["user"] if self.user_namespace else []) + ["pid", "net", "ipc", "uts", "cgroup (where possible)"]
@@ -186,16 +281,41 @@ class Sandbox:
         """The result's ``sandbox`` record."""
         return {
             "tool": "bubblewrap", "version": self.version, "namespaces": self.namespaces(),
-            "uid": NOBODY if self.user_namespace else os.geteuid(), "capabilities": "all dropped",
+            "uid": NOBODY if self.user_namespace else os.geteuid(), "host_uid": self.child_uid,
+            "capabilities": "all dropped",
             "new_session": True, "die_with_parent": True, "network": "none",
-            "proc": "own PID namespace", "filesystem": "read-only interpreter, sys.path folders and package; "
-            "writable scratch folder (and the seed's work folder for training); tmpfs /tmp",
+            "proc": "own PID namespace", "filesystem": "read-only interpreter prefixes, standard library, "
+            "site-packages and package; writable scratch folder (and the seed's work folder for training), "
+            "nosuid, nodev; tmpfs /tmp and /dev/shm",
             "limits": dataclasses.asdict(self.limits),
+            "tmpfs_bytes": self.limits.tmpfs_bytes(),
+            "cgroup": self.cgroups.describe(self.limits.memory_cap, self.limits.processes),
+            "left_behind": "checked after every child: regular files and folders only, no setuid/setgid, "
+            "devices, FIFOs, sockets, hard links or links out; at most work_files / work_bytes",
             "extra_writable": list(self.writable),
         }
 
+    def popen_args(self, held: HeldNamespace | None) -> dict[str, Any]:
+        """What ``subprocess.Popen`` needs besides the command: the held namespace's descriptor, and
+        for a root scorer the child's group, so that bubblewrap (root without capabilities over
+        files) can enter the child's folders (owned 65534:65534, mode 0770)."""
+        if not self.drop_root or held is None:
+            return {}
+        from .hostuser import CHILD_GID
+
+        return {"pass_fds": (held.userns_fd,), "extra_groups": [CHILD_GID]}
+
+    def check_secrets(self, binds: list[str]) -> None:
+        """Raise :class:`SecretExposed` when a bind would show a secret (nothing has started then)."""
+        hit = exposed_secret(binds, default_secrets() + self.secrets)
+        if hit is not None:
+            raise SecretExposed(f"refusing to start a child: the folder {hit[0]} it would see holds {hit[1]}; run "
+                                "the scorer from an interpreter and package outside the home folder, or keep the "
+                                "signing key elsewhere (CIFAR10S_SIGNING_KEY=FILE)")
+
     def command(self, argv: list[str], *, scratch: Path, writable: tuple[Path, ...] = (), cuda: bool = False,
-                info_fd: int | None = None, hidden: tuple[str | Path, ...] = ()) -> list[str]:
+                info_fd: int | None = None, hidden: tuple[str | Path, ...] = (),
+                held: HeldNamespace | None = None) -> list[str]:
         """``argv`` wrapped to run inside the sandbox with ``scratch`` as its working folder.
 
         Writable folders are bound at their own paths, so the paths in the child's job hold
@@ -203,16 +323,32 @@ class Sandbox:
         visible. ``info_fd``: bubblewrap writes ``{"child-pid": N}`` there, the host PID of the
         namespace's init, whose death ends every process in the namespace. ``hidden``: host
         folders the child must not see (the data root, the results and work folders) even where
-        a read-only folder it needs contains them (a ``sys.path`` entry that is the scorer's
-        working folder, say): they are covered with empty ones (:func:`mask_targets`), and what
-        the child needs inside them is bound again on top.
+        a read-only folder it needs contains them: they are covered with empty ones
+        (:func:`mask_targets`), and what the child needs inside them is bound again on top.
+        ``held``: the user and network namespaces of a root scorer's child (required when
+        ``drop_root``); ``argv`` then runs as uid 65534 through ``setpriv`` (:func:`.hostuser.drop_argv`).
         """
+        readable = read_only_paths()
+        rw = [str(Path(p).resolve()) for p in [scratch, *writable, *map(Path, self.writable)]]
+        self.check_secrets(readable + rw)
         cmd = [self.bwrap] + (["--info-fd", str(info_fd)] if info_fd is not None else [])
-        if self.user_namespace:
-            cmd += ["--unshare-user", "--disable-userns", "--uid", str(NOBODY), "--gid", str(NOBODY)]
-        cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--ro-bind", "/usr", "/usr"]
+        if self.drop_root:
+            if held is None:
+                raise ValueError("a root scorer's child needs its held user namespace")
+            cmd = held.nsenter() + cmd + ["--userns", str(held.userns_fd)]
+        elif self.user_namespace:
+            cmd += ["--unshare-user", "--disable-userns", "--uid", str(NOBODY), "--gid", str(NOBODY), "--unshare-net"]
+        else:
+            cmd += ["--unshare-net"]
+        cmd += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        if self.drop_root:  # only to become 65534 before anything else runs
+            cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # the folders above a bind are made 0755 first (bubblewrap would copy the mode of a 0700 /root
+        # or pytest folder, and a child running as 65534 could not reach what is bound below it)
+        parents = ([arg for a in _ancestors(readable + rw) for arg in ("--perms", "0755", "--dir", a)]
+                   if self.drop_root else [])
+        cmd += ["--ro-bind", "/usr", "/usr"]
         for path in _SYSTEM_LINKS_OR_DIRS:
             if os.path.islink(path):
                 cmd += ["--symlink", os.readlink(path), path]
@@ -220,8 +356,9 @@ class Sandbox:
                 cmd += ["--ro-bind", path, path]
         for path in _SYSTEM_FILES:
             cmd += ["--ro-bind-try", path, path]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(_TMPFS_BYTES), "--tmpfs", "/dev/shm",
-                "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
+        tmpfs = str(self.limits.tmpfs_bytes())
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", tmpfs, "--tmpfs", "/dev/shm",
+                "--size", tmpfs, "--tmpfs", "/tmp"]
         if cuda:
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 cmd += ["--dev-bind", str(dev), str(dev)]
@@ -230,7 +367,7 @@ class Sandbox:
                 # -> cuda-13.0) would make bubblewrap mount onto the link's path and fail
                 if not _covered(path, ["/usr"]):
                     cmd += ["--ro-bind-try", path, path]
-        readable = read_only_paths()
+        cmd += parents
         for path in readable:
             if not _covered(path, ["/usr"]):
                 cmd += ["--ro-bind", path, path]
@@ -239,14 +376,29 @@ class Sandbox:
             cmd += (["--perms", "0555", "--size", str(_MASK_BYTES), "--tmpfs", path] if is_dir
                     else ["--ro-bind", "/dev/null", path])
         covered = [path for path, is_dir in masks if is_dir]
+        cmd += [arg for i in range(0, len(parents), 4) if _covered(parents[i + 3], covered) for arg in parents[i:i + 4]]
         for path in readable:  # what the child needs inside a covered folder, bound again on top
             if _covered(path, covered):
                 cmd += ["--ro-bind", path, path]
-        for path in [scratch, *writable, *map(Path, self.writable)]:
-            real = str(Path(path).resolve())
+        for real in rw:  # bubblewrap mounts binds nosuid and (unlike --dev-bind) nodev
             cmd += ["--bind", real, real]
-        cmd += ["--chdir", str(scratch.resolve()), "--", *argv]
+        cmd += ["--chdir", str(scratch.resolve()), "--", *(drop_argv() if self.drop_root else []), *argv]
         return cmd
+
+    def run(self, argv: list[str], *, scratch: Path, timeout: float = 60, env: dict[str, str] | None = None,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in this sandbox to the end (its output captured): the probe's and tests' way in.
+        ``kwargs`` go to :meth:`command`."""
+        from .childfiles import hand_to
+        from .hostuser import CHILD_GID, held_namespace
+
+        with contextlib.ExitStack() as stack:
+            held = stack.enter_context(held_namespace()) if self.drop_root else None
+            if self.drop_root:
+                hand_to(scratch, CHILD_UID, CHILD_GID)
+            cmd = self.command(argv, scratch=scratch, held=held, **kwargs)
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                  env=env, **self.popen_args(held))
 
 
 def _version(bwrap: str) -> str:
@@ -258,23 +410,28 @@ def _version(bwrap: str) -> str:
 
 
 def _probe(sandbox: Sandbox) -> str | None:
-    """Start a child the way a real one starts (an interpreter that imports nothing); its error, or None."""
+    """Start a child the way a real one starts (an interpreter that imports nothing, as its host
+    user); its error, or None."""
+    check = f"import os; assert os.getpid() == 2 and os.getuid() == {NOBODY}"
     with tempfile.TemporaryDirectory(prefix="cifar10s-probe-") as scratch:
-        cmd = sandbox.command([sys.executable, "-I", "-B", "-c", "import os; assert os.getpid() == 2"],
-                              scratch=Path(scratch))
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            r = sandbox.run([sys.executable, "-I", "-B", "-c", check], scratch=Path(scratch))
+        except SecretExposed:
+            raise
         except (OSError, subprocess.SubprocessError) as exc:
             return str(exc)
     return None if r.returncode == 0 else (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
 
 
 def detect(bwrap: str | None = None, *, limits: Limits | None = None,
-           writable: tuple[str | Path, ...] = ()) -> Sandbox:
+           writable: tuple[str | Path, ...] = (), quiet: bool = False) -> Sandbox:
     """The sandbox this machine can run, checked by starting one child; or :class:`SandboxUnavailable`.
 
-    Tries a user namespace first (uid 65534 inside); without one, only a scorer that is not root
-    can run children (as its own uid) - a root scorer's children would keep uid 0.
+    A root scorer's children run as host uid 65534 in a user namespace made for them
+    (:mod:`.hostuser`; needs util-linux's ``unshare`` and ``nsenter``); another scorer's in
+    bubblewrap's own user namespace (uid 65534 inside, the scorer's uid outside), or without one as
+    its own uid. Where no cgroup can be made for the children it says so once on stderr (unless
+    ``quiet``), and results record ``"cgroup": "none"``.
     """
     if platform.system() != "Linux":
         raise SandboxUnavailable(f"the sandbox for submission code needs Linux (bubblewrap), not "
@@ -285,13 +442,21 @@ def detect(bwrap: str | None = None, *, limits: Limits | None = None,
         raise SandboxUnavailable(f"bubblewrap ({bwrap or 'bwrap'}) was not found; {INSTALL_HINT}")
     version = _version(found)
     extra = tuple(str(Path(w).resolve()) for w in writable)
+    root = os.geteuid() == 0
+    if root and tools_missing():
+        raise SandboxUnavailable(f"a scorer running as root runs children as uid {CHILD_UID} through util-linux's "
+                                 f"{' and '.join(tools_missing())}, not found; install util-linux, or score as an "
+                                 "unprivileged user")
+    plan = plan_cgroups()
     errors = []
-    for userns in (True, False):
-        if not userns and os.geteuid() == 0:
-            break
-        box = Sandbox(found, version, userns, limits or Limits(), extra)
+    for userns in ((True,) if root else (True, False)):
+        box = Sandbox(found, version, userns, limits or Limits(), extra, drop_root=root, cgroups=plan)
         error = _probe(box)
         if error is None:
+            if plan.version == "none" and not quiet:
+                print(f"note: no cgroup can be made for the sandbox's children here ({plan.reason}); memory and "
+                      "processes are limited per process only, and results record \"cgroup\": \"none\"",
+                      file=sys.stderr)
             return box
         errors.append(error)
     raise SandboxUnavailable(f"bubblewrap {version} cannot start a sandbox here ({errors[0]}); user namespaces may be "

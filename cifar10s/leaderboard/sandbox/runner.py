@@ -44,6 +44,10 @@ from ... import strict_json
 from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
 from .bwrap import Sandbox
+from .cgroup import ChildCgroup
+from .childfiles import ChildFileRefused, audit_folder, hand_to, read_child_file, remove_tree
+from .failures import WorkerFailed
+from .hostuser import CHECK_DROPPED, CHILD_GID, CHILD_UID, held_namespace
 from .namespace import NAMESPACE_EXIT_S, Namespace, kill_namespace, read_namespace, wait_namespace_empty
 
 __all__ = [
@@ -75,10 +79,6 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "CUDA_HOM
 _SUBMISSION_DIR = "submission"
 
 
-class WorkerFailed(RuntimeError):
-    """A child process died, hung, exited without its report, or returned malformed output."""
-
-
 def epoch_logits_name(epoch: int) -> str:
     """The file, relative to the work folder, of the per-epoch logits after ``epoch`` (1-based)."""
     return f"{EPOCH_LOGITS_DIR}/epoch-{epoch:04d}.npy"
@@ -88,16 +88,19 @@ def _package_parent() -> str:
     return str(Path(__file__).resolve().parents[3])
 
 
-def _bootstrap(rlimits: dict[str, int] | None = None) -> str:
+def _bootstrap(rlimits: dict[str, int] | None = None, drop_privileges: bool = False) -> str:
     """``-m cifar10s.leaderboard.sandbox.worker`` for the package this process runs, after its limits.
 
     Isolated mode leaves the current folder off ``sys.path``, so a plain ``-m`` could run another
     installed copy of the package; the child puts this one's folder first, then runs the module.
-    ``rlimits`` (``RLIMIT_*`` name -> value) are set, soft and hard, before anything is imported.
+    ``drop_privileges``: first check that it runs as uid/gid 65534 (a root scorer's child,
+    :mod:`.hostuser`). ``rlimits`` (``RLIMIT_*`` name -> value) are set, soft and hard, before
+    anything is imported.
     """
     limits = (f"import resource; [resource.setrlimit(getattr(resource, k), (v, v)) for k, v in {rlimits!r}.items()]; "
               if rlimits else "")
-    return (f"{limits}import runpy, sys; sys.path.insert(0, {_package_parent()!r}); "
+    return (f"{CHECK_DROPPED if drop_privileges else ''}{limits}import runpy, sys; "
+            f"sys.path.insert(0, {_package_parent()!r}); "
             f"runpy.run_module({WORKER_MODULE!r}, run_name='__main__', alter_sys=True)")
 
 
@@ -141,42 +144,40 @@ def _wait_unreaped(proc: subprocess.Popen[bytes], time_limit_s: float | None,
         delay = min(delay * 1.5, 0.2)
 
 
-def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
-    """The last ``limit`` bytes of a child's log as inert text (the file is never read whole)."""
+def read_tail(fd: int, limit: int = TAIL_BYTES) -> str:
+    """The last ``limit`` bytes of a child's log as inert text, read from the descriptor the scorer
+    opened for it (never by path: the child may have put a link or a FIFO where the log was)."""
     try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - limit))
-            raw = f.read(limit)
+        size = os.fstat(fd).st_size
+        raw = os.pread(fd, limit, max(0, size - limit))
     except OSError:
         return ""
     return inert_text(raw.decode("utf-8", errors="replace"))
 
 
-def _tail(path: Path, lines: int = 3, chars: int = 400) -> str:
-    kept = [ln.strip() for ln in read_tail(path).splitlines() if ln.strip()][-lines:]
+def _tail(fd: int, lines: int = 3, chars: int = 400) -> str:
+    kept = [ln.strip() for ln in read_tail(fd).splitlines() if ln.strip()][-lines:]
     out = " | ".join(kept)
     return f"; last output: {out[-chars:]}" if out else ""
 
 
 class _LogRelay:
     """Shows a child's log on the scorer's output while it runs (``progress``), made inert and
-    bounded: at most :data:`TAIL_BYTES` per poll, the rest skipped with a note."""
+    bounded: at most :data:`TAIL_BYTES` per poll, the rest skipped with a note. It reads the
+    descriptor the scorer owns without blocking, never the path."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset = path, 0
+    def __init__(self, fd: int) -> None:
+        self.fd, self.offset = fd, 0
 
     def __call__(self) -> None:
         try:
-            with open(self.path, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size <= self.offset:
-                    return
-                if size - self.offset > TAIL_BYTES:
-                    sys.stdout.write(f"\n[{size - self.offset - TAIL_BYTES} bytes of child output skipped]\n")
-                    self.offset = size - TAIL_BYTES
-                f.seek(self.offset)
-                raw = f.read(size - self.offset)
+            size = os.fstat(self.fd).st_size
+            if size <= self.offset:
+                return
+            if size - self.offset > TAIL_BYTES:
+                sys.stdout.write(f"\n[{size - self.offset - TAIL_BYTES} bytes of child output skipped]\n")
+                self.offset = size - TAIL_BYTES
+            raw = os.pread(self.fd, size - self.offset, self.offset)
         except OSError:
             return
         self.offset += len(raw)
@@ -184,21 +185,37 @@ class _LogRelay:
         sys.stdout.flush()
 
 
-def read_logits(path: Path, n: int, num_classes: int, what: str) -> np.ndarray:
-    """A child's logits: a plain float32 ``(n, num_classes)`` ``.npy`` of finite values."""
+class _Watch:
+    """What runs between checks while a child runs: the log relay, and every few seconds the quota
+    of its folders (a child filling the disk is stopped, not waited for)."""
+
+    def __init__(self, relay: _LogRelay | None, folders: list[Path], sandbox: Sandbox | None, label: str,
+                 every_s: float = 2.0) -> None:
+        self.relay, self.folders, self.sandbox, self.label = relay, folders, sandbox, label
+        self.every_s, self.next = every_s, time.monotonic() + every_s
+
+    def __call__(self) -> None:
+        if self.relay is not None:
+            self.relay()
+        if self.sandbox is not None and time.monotonic() >= self.next:
+            self.next = time.monotonic() + self.every_s
+            audit_folder(self.folders, self.sandbox.limits.quota, what=self.label, quota_only=True)
+
+
+def read_logits(folder: Path, rel: str, n: int, num_classes: int, what: str) -> np.ndarray:
+    """A child's logits at ``folder/rel``: a plain float32 ``(n, num_classes)`` ``.npy`` of finite
+    values, read as someone else's bytes (:func:`.childfiles.read_child_file`)."""
+    import io
+
     limit = n * num_classes * 4 + 4096  # the array and a generous .npy header
     try:
-        st = path.lstat()
+        raw = read_child_file(folder, rel, max_bytes=limit, what=what)
     except FileNotFoundError:
-        raise WorkerFailed(f"{what}: the child process did not write {path.name}") from None
-    if not path.is_file() or path.is_symlink() or st.st_size > limit:
-        raise WorkerFailed(f"{what}: {path.name} is not a plain file of at most {limit} bytes")
+        raise WorkerFailed(f"{what}: the child process did not write {Path(rel).name}") from None
     try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise WorkerFailed(f"{what}: the child process did not write {path.name}") from None
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise WorkerFailed(f"{what}: {path.name} is not a plain .npy array ({exc})") from None
+        raise WorkerFailed(f"{what}: {Path(rel).name} is not a plain .npy array ({str(exc)[:200]})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.shape != (n, num_classes):
         got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
         raise WorkerFailed(f"{what}: expected float32 logits of shape ({n}, {num_classes}), got {got}")
@@ -235,11 +252,12 @@ class WorkerRun:
     """One child task in its own scratch folder: put arrays in, :meth:`run`, read outputs, clean up.
 
     Use as a context manager; the scratch folder (with the copy of the submission and the data
-    handed to the child) is removed on exit.
+    handed to the child) is removed on exit. ``sandbox`` has no default: None runs the child
+    without one, and only a caller that decided so may pass it.
     """
 
-    def __init__(self, sub: Submission, *, label: str, forbidden: list[str] | None = None,
-                 threads: int | None = None, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, sub: Submission, *, label: str, sandbox: Sandbox | None, forbidden: list[str] | None = None,
+                 threads: int | None = None) -> None:
         self.sub, self.label, self.sandbox = sub, label, sandbox
         self.forbidden = [str(f) for f in (forbidden or []) if str(f)]
         self.threads = threads
@@ -249,10 +267,14 @@ class WorkerRun:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        remove_tree(self.scratch)
 
     def path(self, name: str) -> Path:
         return self.scratch / name
+
+    def read(self, name: str, *, max_bytes: int) -> bytes:
+        """A file the child wrote in the scratch folder, read as someone else's bytes."""
+        return read_child_file(self.scratch, name, max_bytes=max_bytes, what=self.label)
 
     def put_array(self, name: str, array: np.ndarray) -> str:
         """Save ``array`` into the scratch folder for the child; returns the name to put in the job."""
@@ -260,21 +282,23 @@ class WorkerRun:
         return name
 
     def _command(self, time_limit_s: float | None, device: str | None, writable: list[Path],
-                 info_fd: int | None) -> list[str]:
+                 info_fd: int | None, held: Any) -> list[str]:
         if self.sandbox is None:
             return [sys.executable, "-I", "-B", "-c", _bootstrap(), "job.json"]
         cuda = device is None or not str(device).startswith("cpu")
-        argv = [sys.executable, "-I", "-B", "-c", _bootstrap(self.sandbox.limits.rlimits(time_limit_s, cuda)),
-                "job.json"]
-        return self.sandbox.command(argv, scratch=self.scratch, writable=tuple(writable), cuda=cuda, info_fd=info_fd,
-                                    hidden=tuple(self.forbidden))
+        boot = _bootstrap(self.sandbox.limits.rlimits(time_limit_s, cuda), drop_privileges=self.sandbox.drop_root)
+        return self.sandbox.command([sys.executable, "-I", "-B", "-c", boot, "job.json"], scratch=self.scratch,
+                                    writable=tuple(writable), cuda=cuda, info_fd=info_fd,
+                                    hidden=tuple(self.forbidden), held=held)
 
     def run(self, task: str, job: dict[str, Any], *, time_limit_s: float | None,
             device: str | None = None, progress: bool = False, writable: Sequence[Path] = ()) -> dict[str, Any]:
         """Run ``task`` and return its report (``ok`` true), or raise why not.
 
         ``writable``: folders besides the scratch folder the child writes (a seed's work folder);
-        inside the sandbox they are the only other writable places.
+        inside the sandbox they are the only other writable places. After the child ends and its
+        processes are gone, what it left in its folders is checked (:func:`.childfiles.audit_folder`)
+        before anything of it is read.
         """
         staged = self.scratch / _SUBMISSION_DIR
         shutil.rmtree(staged, ignore_errors=True)  # a fresh copy for every child
@@ -286,47 +310,80 @@ class WorkerRun:
                 "threads": self.threads, "progress": progress,
                 "submission": {**self.sub.worker_spec(), "dir": _SUBMISSION_DIR}}
         (self.scratch / "job.json").write_text(json.dumps(full))
-        log_path = self.scratch / "worker.log"
-        info_r, info_w = os.pipe() if self.sandbox is not None else (None, None)
-        cmd = self._command(time_limit_s, device, list(writable), info_w)
-        env = child_env(self.scratch, self.forbidden, self.threads)
+        folders = [self.scratch, *map(Path, writable)]
+        if self.sandbox is not None:
+            folders += [Path(w) for w in self.sandbox.writable]
+            if self.sandbox.drop_root:
+                for folder in folders:
+                    hand_to(folder, CHILD_UID, CHILD_GID)
         verify_staged(self.sub, staged)
+        with contextlib.ExitStack() as stack:
+            held = (stack.enter_context(held_namespace())
+                    if self.sandbox is not None and self.sandbox.drop_root else None)
+            group = None
+            if self.sandbox is not None and self.sandbox.cgroups.version != "none":
+                group = ChildCgroup(self.sandbox.cgroups, memory_bytes=self.sandbox.limits.memory_cap,
+                                    pids=self.sandbox.limits.processes)
+                stack.callback(group.remove)
+            log_fd = os.open(self.scratch / "worker.log", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            stack.callback(os.close, log_fd)
+            exited, rc, seconds = self._start_and_wait(time_limit_s, device, progress, writable, held, group,
+                                                       log_fd, folders)
+            if group is not None and rc != 0 and group.memory_exceeded():
+                raise WorkerFailed(f"{self.label}: the child's processes together reached the memory cap of "
+                                   f"{self.sandbox.limits.memory_cap} bytes and were stopped (raise it with "  # type: ignore[union-attr]
+                                   "--limit memory=SIZE)")
+            if not exited:
+                raise WorkerFailed(f"{self.label}: still running after its time limit of {time_limit_s:g} s; "
+                                   f"its process group was killed{_tail(log_fd)}")
+            if self.sandbox is not None:
+                audit_folder(folders, self.sandbox.limits.quota, what=self.label)
+            return self._report(rc, nonce, task, log_fd, seconds)
+
+    def _start_and_wait(self, time_limit_s: float | None, device: str | None, progress: bool,
+                        writable: Sequence[Path], held: Any, group: ChildCgroup | None, log_fd: int,
+                        folders: list[Path]) -> tuple[bool, int, float]:
+        """Start the child, wait for it (or its time limit), end whatever of it is left; (exited, rc, seconds)."""
+        info_r, info_w = os.pipe() if self.sandbox is not None else (None, None)
+        cmd = self._command(time_limit_s, device, list(writable), info_w, held)
+        if group is not None:
+            cmd = group.wrap(cmd)
+        env = child_env(self.scratch, self.forbidden, self.threads)
+        extra = self.sandbox.popen_args(held) if self.sandbox is not None else {}
+        fds = tuple(extra.pop("pass_fds", ())) + ((info_w,) if info_w is not None else ())
         t0 = time.monotonic()
         try:
-            with open(log_path, "wb") as log:  # never the scorer's terminal: progress is relayed from the log
-                proc = subprocess.Popen(cmd, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                        pass_fds=(info_w,) if info_w is not None else ())
-                space = None
-                if info_w is not None:
-                    os.close(info_w)
-                    info_w = None
-                    space = read_namespace(info_r, proc.pid)
-                relay = _LogRelay(log_path) if progress else None
-                try:
-                    exited = _wait_unreaped(proc, time_limit_s, relay)
-                except BaseException:
-                    self._kill(proc, space)
-                    proc.wait()
-                    wait_namespace_empty(space)
-                    raise
-                if not exited:
-                    self._kill(proc, space)
-                _kill_group(proc)  # nothing it started outlives it (not reaped yet: its id is still its own)
-                rc = proc.wait()
-                if not wait_namespace_empty(space):
-                    raise WorkerFailed(f"{self.label}: processes of its sandbox were still running "
-                                       f"{NAMESPACE_EXIT_S:g} s after it ended; nothing it wrote is used")
+            # never the scorer's terminal: progress is relayed from the log, through the scorer's own descriptor
+            proc = subprocess.Popen(cmd, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
+                                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                    pass_fds=fds, **extra)
+            space = None
+            if info_w is not None:
+                os.close(info_w)
+                info_w = None
+                space = read_namespace(info_r, proc.pid)
+            watch = _Watch(_LogRelay(log_fd) if progress else None, folders, self.sandbox, self.label)
+            try:
+                exited = _wait_unreaped(proc, time_limit_s, watch)
+            except BaseException:
+                self._kill(proc, space)
+                proc.wait()
+                wait_namespace_empty(space)
+                raise
+            if not exited:
+                self._kill(proc, space)
+            _kill_group(proc)  # nothing it started outlives it (not reaped yet: its id is still its own)
+            rc = proc.wait()
+            if not wait_namespace_empty(space):
+                raise WorkerFailed(f"{self.label}: processes of its sandbox were still running "
+                                   f"{NAMESPACE_EXIT_S:g} s after it ended; nothing it wrote is used")
         finally:
             for fd in (info_r, info_w):
                 if fd is not None:
                     os.close(fd)
-        if relay is not None:
-            relay()
-        if not exited:
-            raise WorkerFailed(f"{self.label}: still running after its time limit of {time_limit_s:g} s; "
-                               f"its process group was killed{_tail(log_path)}")
-        return self._report(rc, nonce, task, log_path, time.monotonic() - t0)
+        if watch.relay is not None:
+            watch.relay()
+        return exited, rc, time.monotonic() - t0
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes], space: Namespace | None) -> None:
@@ -334,19 +391,20 @@ class WorkerRun:
         kill_namespace(space, proc.pid)
         _kill_group(proc)
 
-    def _report(self, rc: int, nonce: str, task: str, log_path: Path, seconds: float) -> dict[str, Any]:
+    def _report(self, rc: int, nonce: str, task: str, log_fd: int, seconds: float) -> dict[str, Any]:
         how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-        path = self.scratch / "report.json"
-        if not path.is_file() or path.is_symlink():
+        try:
+            raw = self.read("report.json", max_bytes=MAX_REPORT_BYTES)
+        except FileNotFoundError:
             hint = (" (did the submission end the process itself, e.g. os._exit or sys.exit?)" if rc == 0 else "")
             raise WorkerFailed(f"{self.label}: the child process {how} after {seconds:.1f} s without writing "
-                               f"its report{hint}{_tail(log_path)}")
-        if path.stat().st_size > MAX_REPORT_BYTES:
-            raise WorkerFailed(f"{self.label}: the child's report is larger than {MAX_REPORT_BYTES} bytes")
+                               f"its report{hint}{_tail(log_fd)}") from None
+        except ChildFileRefused as exc:
+            raise WorkerFailed(f"{exc}; the child process {how}") from None
         try:
-            report = strict_json.read_file(path, max_bytes=MAX_REPORT_BYTES)  # duplicate keys, NaN refused
-        except (OSError, ValueError) as exc:
-            raise WorkerFailed(f"{self.label}: unreadable report ({exc})") from None
+            report = strict_json.loads(raw)  # duplicate keys, NaN refused
+        except ValueError as exc:
+            raise WorkerFailed(f"{self.label}: unreadable report ({str(exc)[:200]})") from None
         if (not isinstance(report, dict) or report.get("nonce") != nonce or report.get("task") != task
                 or not isinstance(report.get("ok"), bool)):
             raise WorkerFailed(f"{self.label}: malformed report from the child process")
@@ -356,5 +414,5 @@ class WorkerRun:
                 raise SubmissionError(self.sub.folder, [inert_text(str(p))[:2000] for p in problems[:100]])
             raise WorkerFailed(f"{self.label} failed: {inert_text(str(report.get('message')))[:2000]}")
         if rc != 0:
-            raise WorkerFailed(f"{self.label}: the child process {how} after reporting success{_tail(log_path)}")
+            raise WorkerFailed(f"{self.label}: the child process {how} after reporting success{_tail(log_fd)}")
         return report

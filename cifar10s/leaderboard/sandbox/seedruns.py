@@ -8,19 +8,20 @@ labels of :class:`~.heldout.HeldOutTestSet`.
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...store import sha256_file
 from .heldout import HeldOutTestSet
 from .inert import inert_text
 from ..submission.record import Submission
-from .runner import WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
+from .runner import EPOCH_LOGITS_DIR, WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
 from .bwrap import Sandbox
+from .childfiles import keep_only, read_child_file
+from .reports import ENVELOPE, check_keys, train_result
 
 __all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
 
@@ -38,9 +39,9 @@ class ChildSettings:
     threads: int | None
     train_limit_s: float | None
     predict_limit_s: float | None
+    sandbox: Sandbox | None  # no default: running submission code without one is a decision
     forbidden: tuple[str, ...] = ()
     progress: bool = False
-    sandbox: Sandbox | None = None
 
 
 def _eval_order(test: HeldOutTestSet, eval_subset: int | None, order_seed: int) -> np.ndarray:
@@ -53,37 +54,44 @@ def _eval_order(test: HeldOutTestSet, eval_subset: int | None, order_seed: int) 
     return idx_np[np.random.default_rng(order_seed).permutation(len(idx_np))]
 
 
-def _number(value: Any, what: str, *, allow_none: bool = True) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WorkerFailed(f"malformed training report: {what} is {inert_text(repr(value))[:200]}")
-    return value
+#: the largest weights file a training child may leave (WRN-28-10 in float32 is about 150 MB)
+MAX_WEIGHTS_BYTES = 2 << 30
+#: what a seed's work folder keeps between runs; anything else a child leaves there is deleted
+_RESUME_FILES = frozenset({"checkpoint.pt", "theta0.pt", WEIGHTS_NAME})
+
+
+def _needed_for_resume(rel: str) -> bool:
+    if rel.endswith("/"):
+        return rel == f"{EPOCH_LOGITS_DIR}/"
+    head, _, name = rel.rpartition("/")
+    return (not head and name in _RESUME_FILES) or (head == EPOCH_LOGITS_DIR and name.startswith("epoch-")
+                                                    and name.endswith(".npy"))
 
 
 def _records(report: dict[str, Any], epochs: int, label: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    result = report.get("result")
-    records = result.get("records") if isinstance(result, dict) else None
-    if (not isinstance(records, list) or not all(isinstance(r, dict) for r in records)
-            or [r.get("epoch") for r in records] != list(range(1, len(records) + 1)) or len(records) > epochs
-            or not all(isinstance(r.get("evaluated"), bool) for r in records)):
-        raise WorkerFailed(f"{label}: malformed training report from the child process")
-    return result, records  # type: ignore[return-value]
+    check_keys(report, ENVELOPE | {"completed", "result", "weights"}, label, "")
+    result = train_result(report.get("result"), label)
+    records = result["records"]
+    if [r["epoch"] for r in records] != list(range(1, len(records) + 1)) or len(records) > epochs:
+        raise WorkerFailed(f"{label}: the child's report has epochs out of order or more than {epochs}")
+    return result, records
 
 
-def weights_sha256(path: Path, label: str) -> str:
-    """sha256 of a child's safetensors file, after checking it parses as one (no code runs)."""
-    from safetensors import SafetensorError, safe_open
+def weights_bytes(wd: Path, label: str) -> bytes:
+    """A child's safetensors file, read as someone else's bytes and checked to parse as one (no code runs)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
 
-    if not path.is_file() or path.is_symlink():
-        raise WorkerFailed(f"{label}: the child process did not write {path.name}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            if not list(f.keys()):
-                raise WorkerFailed(f"{label}: {path.name} holds no tensors")
+        raw = read_child_file(wd, WEIGHTS_NAME, max_bytes=MAX_WEIGHTS_BYTES, what=label)
+    except FileNotFoundError:
+        raise WorkerFailed(f"{label}: the child process did not write {WEIGHTS_NAME}") from None
+    try:
+        if not load_safetensors(raw):
+            raise WorkerFailed(f"{label}: {WEIGHTS_NAME} holds no tensors")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WorkerFailed(f"{label}: {path.name} is not a safetensors file ({exc})") from None
-    return sha256_file(path)
+        raise WorkerFailed(f"{label}: {WEIGHTS_NAME} is not a safetensors file ({str(exc)[:200]})") from None
+    return raw
 
 
 def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], images: np.ndarray,
@@ -110,10 +118,11 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
         }
         report = run.run("train", job, time_limit_s=settings.train_limit_s, device=settings.device,
                          progress=settings.progress, writable=[wd.resolve()])
+    keep_only(wd, _needed_for_resume)  # checked by the run; what resuming does not need goes
     result, records = _records(report, config.epochs, label)
     for r in records:
         if r["evaluated"]:
-            logits = read_logits(wd / epoch_logits_name(r["epoch"]), len(order), config.num_classes,
+            logits = read_logits(wd, epoch_logits_name(r["epoch"]), len(order), config.num_classes,
                                  f"{label}, epoch {r['epoch']}")
             r["test_acc"] = test.accuracy(logits, order)
         else:
@@ -131,16 +140,16 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
         "final_epoch_eval_acc": records[-1]["test_acc"] if records else None,
         "best_test_acc": best["test_acc"] if best else None,
         "best_epoch": best["epoch"] if best else None,
-        "final_train_acc": _number(result.get("final_train_acc"), "final_train_acc"),
-        "num_train": _number(result.get("num_train"), "num_train"),
-        "param_count": _number(result.get("param_count"), "param_count"),
-        "train_time_s": _number(result.get("total_time"), "total_time", allow_none=False),
-        "resumed_from_epoch": _number(result.get("resumed_from_epoch"), "resumed_from_epoch"),
-        "device": inert_text(str(result.get("device", settings.device)))[:200],
+        "final_train_acc": result.get("final_train_acc"),
+        "num_train": result["num_train"],
+        "param_count": result["param_count"],
+        "train_time_s": result["total_time"],
+        "resumed_from_epoch": result.get("resumed_from_epoch"),
+        "device": result.get("device", settings.device),
         "precision": _precision(result.get("precision")),
         "records": records,
         "workdir": str(wd),
-        "weights_sha256": weights_sha256(wd / WEIGHTS_NAME, label),
+        "weights_sha256": hashlib.sha256(weights_bytes(wd, label)).hexdigest(),
     }
 
 
@@ -162,18 +171,19 @@ def evaluate_seeds(sub: Submission, per_seed: list[dict[str, Any]], config: Any,
                    sandbox=settings.sandbox) as run:
         models = []
         for p in per_seed:
-            src = Path(p["workdir"]) / WEIGHTS_NAME
+            raw = weights_bytes(Path(p["workdir"]), f"training seed {p['seed']}")
+            if hashlib.sha256(raw).hexdigest() != p["weights_sha256"]:
+                raise WorkerFailed(f"{Path(p['workdir']) / WEIGHTS_NAME} changed after training; score again")
             name = f"weights-{p['seed']}.safetensors"
-            shutil.copyfile(src, run.path(name))
-            if sha256_file(run.path(name)) != p["weights_sha256"]:
-                raise WorkerFailed(f"{src} changed after training; score again")
+            run.path(name).write_bytes(raw)
             models.append({"seed": p["seed"], "weights": name, "out": f"logits-{p['seed']}.npy"})
         job = {"images": run.put_array("test_images.npy", images), "models": models,
                "num_classes": config.num_classes, "batch_size": config.eval_batch_size,
                "channels_last": config.channels_last}
-        run.run("predict", job, time_limit_s=settings.predict_limit_s, device=settings.device)
+        report = run.run("predict", job, time_limit_s=settings.predict_limit_s, device=settings.device)
+        check_keys(report, ENVELOPE | {"outputs"}, label, "")
         for p, m in zip(per_seed, models):
-            logits = read_logits(run.path(m["out"]), len(order), config.num_classes, f"{label}, seed {p['seed']}")
+            logits = read_logits(run.scratch, m["out"], len(order), config.num_classes, f"{label}, seed {p['seed']}")
             plain, flipped = test.split_final_logits(logits, order)
             p["final_test_acc"] = test.accuracy(plain)
             p["flipped_test_acc"] = test.accuracy(flipped)

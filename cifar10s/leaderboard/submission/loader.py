@@ -77,6 +77,9 @@ def _file_problem(path: Path, rel: str, st: os.stat_result) -> str | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return f"{rel} is not a regular file"
+    if st.st_nlink != 1:  # a hard link shares its bytes with a file elsewhere (the test labels, say)
+        return (f"{rel} has {st.st_nlink} hard links; a submission file must be its own copy "
+                f"(cp {rel} {rel}.new && mv {rel}.new {rel})")
     parts = rel.split("/")
     if "__pycache__" in parts[:-1] or path.suffix.lower() in COMPILED_SUFFIXES:
         return (f"{rel} is compiled code; submissions are imported from .py source only. Delete it "
@@ -300,8 +303,8 @@ def load_submission(folder: str | Path) -> Submission:
     )
 
 
-def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_s: float | None = None,
-                       forbidden: list[str] | None = None, sandbox: Any = None) -> Submission:
+def inspect_submission(sub: Submission, *, sandbox: Any, check_model: bool = True, time_limit_s: float | None = None,
+                       forbidden: list[str] | None = None) -> Submission:
     """Import the entry (or look up the registered model) in a child process and check its report.
 
     With ``check_model`` the child also builds the model and runs a dummy batch. Returns ``sub``
@@ -309,13 +312,16 @@ def inspect_submission(sub: Submission, *, check_model: bool = True, time_limit_
     listing the problems, or :class:`~cifar10s.leaderboard.sandbox.runner.WorkerFailed` when the
     child fails or its report is malformed. ``time_limit_s`` defaults to
     :data:`~cifar10s.leaderboard.sandbox.runner.DEFAULT_INSPECT_LIMIT_S`. ``sandbox``: a
-    :class:`~cifar10s.leaderboard.sandbox.bwrap.Sandbox` the child runs in (None: a plain child process).
+    :class:`~cifar10s.leaderboard.sandbox.bwrap.Sandbox` the child runs in, or None for a plain child
+    process; required, so that no caller runs submission code unsandboxed by omission.
     """
+    from ..sandbox.reports import ENVELOPE, check_keys
     from ..sandbox.runner import DEFAULT_INSPECT_LIMIT_S, WorkerFailed, WorkerRun
 
     limit = DEFAULT_INSPECT_LIMIT_S if time_limit_s is None else time_limit_s
     with WorkerRun(sub, label=f"inspecting {sub.folder}", forbidden=forbidden, threads=1, sandbox=sandbox) as run:
         report = run.run("inspect", {"check_model": bool(check_model)}, time_limit_s=limit, device="cpu")
+    check_keys(report, ENVELOPE | {"hooks", "training_method", "param_count"}, f"inspecting {sub.folder}", "")
     hooks, method = report.get("hooks"), report.get("training_method")
     if (not isinstance(hooks, list) or not set(hooks) <= set(HOOK_NAMES)
             or (sub.entry is not None and "build_model" not in hooks)

@@ -1,0 +1,9 @@
+"""The one error of a child run that went wrong (kept apart so that every sandbox module can raise it)."""
+
+from __future__ import annotations
+
+__all__ = ["WorkerFailed"]
+
+
+class WorkerFailed(RuntimeError):
+    """A child process died, hung, exited without its report, or returned or left malformed output."""
