@@ -30,7 +30,8 @@ from pathlib import Path
 
 from .failures import WorkerFailed
 
-__all__ = ["ChildFileRefused", "Quota", "audit_folder", "hand_to", "keep_only", "read_child_file"]
+__all__ = ["ChildFileRefused", "Quota", "audit_folder", "hand_to", "keep_only", "purge_unsafe", "read_child_file",
+           "remove_tree"]
 
 _GIB = 1 << 30
 
@@ -203,6 +204,25 @@ def keep_only(folder: Path, keep: Callable[[str], bool]) -> list[str]:
                 os.unlink(path)
             removed.append(rel)
     return removed
+
+
+def purge_unsafe(folders: Iterable[Path]) -> None:
+    """After a refusal: delete from ``folders`` every link, device, FIFO, socket, setuid/setgid file
+    and hard link (never followed), so that nothing of the kind stays behind for anyone to use."""
+    for folder in folders:
+        root = os.path.realpath(folder)
+        if not os.path.isdir(root):
+            continue
+        for path, st in list(_entries(root)):
+            mode = st.st_mode
+            bad = (not stat.S_ISDIR(mode) and not stat.S_ISREG(mode)) or bool(mode & stat.S_ISUID) or (
+                stat.S_ISREG(mode) and (mode & stat.S_ISGID or st.st_nlink != 1))
+            if bad:
+                with contextlib.suppress(OSError):
+                    if stat.S_ISDIR(mode):
+                        os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID), follow_symlinks=False)
+                    else:
+                        os.unlink(path)
 
 
 def hand_to(folder: Path, uid: int, gid: int) -> None:

@@ -45,7 +45,7 @@ from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
 from .bwrap import Sandbox
 from .cgroup import ChildCgroup
-from .childfiles import ChildFileRefused, audit_folder, hand_to, read_child_file, remove_tree
+from .childfiles import ChildFileRefused, audit_folder, hand_to, purge_unsafe, read_child_file, remove_tree
 from .failures import WorkerFailed
 from .hostuser import CHECK_DROPPED, CHILD_GID, CHILD_UID, held_namespace
 from .namespace import NAMESPACE_EXIT_S, Namespace, kill_namespace, read_namespace, wait_namespace_empty
@@ -337,7 +337,11 @@ class WorkerRun:
                 raise WorkerFailed(f"{self.label}: still running after its time limit of {time_limit_s:g} s; "
                                    f"its process group was killed{_tail(log_fd)}")
             if self.sandbox is not None:
-                audit_folder(folders, self.sandbox.limits.quota, what=self.label)
+                try:
+                    audit_folder(folders, self.sandbox.limits.quota, what=self.label)
+                except ChildFileRefused:
+                    purge_unsafe(folders)  # nothing refused stays behind for anyone to use
+                    raise
             return self._report(rc, nonce, task, log_fd, seconds)
 
     def _start_and_wait(self, time_limit_s: float | None, device: str | None, progress: bool,

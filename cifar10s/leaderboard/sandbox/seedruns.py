@@ -116,9 +116,11 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
             "eval_images": run.put_array("eval_images.npy", test.images[order]),
             "stop_after_epoch": stop_after_epoch,
         }
-        report = run.run("train", job, time_limit_s=settings.train_limit_s, device=settings.device,
-                         progress=settings.progress, writable=[wd.resolve()])
-    keep_only(wd, _needed_for_resume)  # checked by the run; what resuming does not need goes
+        try:
+            report = run.run("train", job, time_limit_s=settings.train_limit_s, device=settings.device,
+                             progress=settings.progress, writable=[wd.resolve()])
+        finally:  # success or not, what resuming does not need goes (the child's processes are gone)
+            keep_only(wd, _needed_for_resume)
     result, records = _records(report, config.epochs, label)
     for r in records:
         if r["evaluated"]:
