@@ -182,7 +182,13 @@ def test_moved_modules_named_by_the_docs_warn_and_re_export(monkeypatch):
     import sys
 
     for old, new in (("cifar10s.leaderboard.baselines", "cifar10s.paper"),
-                     ("cifar10s.leaderboard.shuffle_table1", "cifar10s.leaderboard.table1.run")):
+                     ("cifar10s.leaderboard.shuffle_table1", "cifar10s.table1.run"),
+                     ("cifar10s.leaderboard.table1.run", "cifar10s.table1.run"),
+                     ("cifar10s.leaderboard.table1.shuffle", "cifar10s.table1.shuffle"),
+                     ("cifar10s.leaderboard.provenance", "cifar10s.leaderboard.scoring.provenance"),
+                     ("cifar10s.leaderboard.sandbox.heldout", "cifar10s.leaderboard.scoring.heldout"),
+                     ("cifar10s.leaderboard.sandbox.integrity", "cifar10s.leaderboard.scoring.integrity"),
+                     ("cifar10s.leaderboard.sandbox.seedruns", "cifar10s.leaderboard.scoring.seedruns")):
         monkeypatch.delitem(sys.modules, old, raising=False)
         with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
             alias = importlib.import_module(old)

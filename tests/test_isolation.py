@@ -25,8 +25,8 @@ from leaderboard_kit import META, QUICK, TINY_NET, clean_test_split, image_hash,
 
 from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
-from cifar10s.leaderboard.sandbox.heldout import HeldOutTestSet, verify_test_split
-from cifar10s.leaderboard.sandbox.integrity import integrity_lines, integrity_record
+from cifar10s.leaderboard.scoring.heldout import HeldOutTestSet, verify_test_split
+from cifar10s.leaderboard.scoring.integrity import integrity_lines, integrity_record
 from cifar10s.leaderboard.sandbox.runner import PASSED_ENV, WorkerFailed, read_logits
 from cifar10s.store import TEST_LABELS, IntegrityError, clean_folder, data_dir
 
@@ -154,7 +154,7 @@ def attack():
 '''
 
 MONKEYPATCH = '''
-import cifar10s.leaderboard.sandbox.heldout as heldout
+import cifar10s.leaderboard.scoring.heldout as heldout
 import cifar10s.leaderboard.scoring as scoring
 
 heldout.HeldOutTestSet.accuracy = lambda self, logits, indices=None: 0.9731

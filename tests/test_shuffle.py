@@ -18,7 +18,7 @@ import torch
 import cifar10s
 from cifar10s.cli.main import build_parser, main
 from cifar10s.dataset import CIFAR10S
-from cifar10s.leaderboard.table1.shuffle import (
+from cifar10s.table1.shuffle import (
     EXPORT_FILES,
     export_shuffled,
     load_shuffled,
@@ -26,7 +26,7 @@ from cifar10s.leaderboard.table1.shuffle import (
     shuffle_perturbations,
     shuffled_variant,
 )
-from cifar10s.leaderboard.table1.run import PAPER_TABLE1, format_table1, run_table1
+from cifar10s.table1.run import PAPER_TABLE1, format_table1, run_table1
 from cifar10s.onepixel import apply_shortcuts
 from cifar10s.release.builders import (
     SHORTCUT_FILE,

@@ -30,7 +30,7 @@ def _sandbox(args: argparse.Namespace) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..leaderboard.submission import validate_submission
+    from ..leaderboard.scoring.validate import validate_submission
 
     box = _sandbox(args)
     for folder in args.submissions:

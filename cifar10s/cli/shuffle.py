@@ -1,7 +1,7 @@
 """The ``cifar10s shuffle`` command: Table 1's shuffle experiment, or the export of a shuffled evaluation set.
 
 ``cifar10s.cli.main`` adds it with :func:`register`; the work is done by
-:mod:`cifar10s.leaderboard.table1.shuffle` (the sets) and :mod:`cifar10s.leaderboard.table1.run`
+:mod:`cifar10s.table1.shuffle` (the sets) and :mod:`cifar10s.table1.run`
 (training, evaluation, the table).
 """
 
@@ -53,7 +53,7 @@ def _parse_checkpoints(items: list[str] | None) -> dict[str, Path]:
 
 def cmd_shuffle(args: argparse.Namespace) -> int:
     if args.export is not None:
-        from ..leaderboard.table1.shuffle import export_shuffled, shuffle_spec
+        from ..table1.shuffle import export_shuffled, shuffle_spec
 
         for variant in args.variant:
             spec = shuffle_spec(variant)
@@ -61,7 +61,7 @@ def cmd_shuffle(args: argparse.Namespace) -> int:
             print(f"wrote the shuffled {spec.folder_name} evaluation set (seed {args.shuffle_seed}) to {folder}")
         return 0
 
-    from ..leaderboard.table1.run import run_table1
+    from ..table1.run import run_table1
 
     run_table1(
         args.root, variants=args.variant, model=args.model, method=args.method, preset=args.preset,

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .binds import _ancestors, _covered, default_secrets, exposed_secret, mask_targets, package_dir, read_only_paths
 from .cgroup import CgroupPlan, plan_cgroups
-from .childfiles import Quota
+from .limits import Limits
 from .hostuser import CHILD_UID, HeldNamespace, drop_argv, tools_missing
 
 __all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "SecretExposed", "default_secrets", "detect",
@@ -50,9 +51,6 @@ NOBODY = 65534
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; "
                 "Arch: pacman -S bubblewrap), or pass --no-sandbox (API: sandbox=False) to run submission code "
                 "without it; such a result records \"sandbox\": \"none\"")
-_GIB = 1 << 30
-#: the in-memory /tmp and /dev/shm at most (the child's TMPDIR is its scratch folder, on disk)
-_TMPFS_BYTES = 1 * _GIB
 #: the empty folder laid over a hidden one (the data root, results) that a read-only bind would show
 _MASK_BYTES = 1 << 20
 #: what the dynamic loader and a Python build need besides /usr (used where they exist)
@@ -67,186 +65,6 @@ class SandboxUnavailable(RuntimeError):
 
 class SecretExposed(SandboxUnavailable):
     """A folder the child would see holds the signing key or the home folder; nothing was started."""
-
-
-def _physical_memory() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 32 * _GIB
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-child resource limits (``setrlimit``, soft = hard; None: not limited).
-
-    * ``address_space``: bytes of virtual memory (default: this machine's physical memory); not
-      applied to a child that uses CUDA, whose driver reserves far more address space than it uses;
-    * ``cpu_per_wall_second``: CPU seconds per second of the child's wall-time limit (default:
-      the number of CPUs), so a child can use every core for its whole time and no longer;
-    * ``file_size``: the largest file it may write, its log included (default 8 GiB);
-    * ``open_files`` (default 4096) and ``processes`` (threads count, default 8192; the kernel
-      does not apply the rlimit to root, the cgroup caps it for everyone);
-    * ``memory``: bytes of memory of all the child's processes and its in-memory ``/tmp`` and
-      ``/dev/shm`` together, in its cgroup (default: ``address_space``);
-    * ``work_bytes`` and ``work_files``: the most the child may leave in its folders (2 GiB and
-      1,000 files by default: a checkpointed ResNet-18 run with per-epoch logits fits).
-    """
-
-    address_space: int | None = field(default_factory=_physical_memory)
-    cpu_per_wall_second: float | None = field(default_factory=lambda: float(os.cpu_count() or 1))
-    file_size: int | None = 8 * _GIB
-    open_files: int | None = 4096
-    processes: int | None = 8192
-    memory: int | None = None
-    work_bytes: int = 2 * _GIB
-    work_files: int = 1000
-
-    @property
-    def memory_cap(self) -> int | None:
-        """The cgroup's memory cap: ``memory``, else ``address_space``."""
-        return self.memory if self.memory is not None else self.address_space
-
-    @property
-    def quota(self) -> Quota:
-        return Quota(max_bytes=self.work_bytes, max_files=self.work_files)
-
-    def tmpfs_bytes(self) -> int:
-        """Size of each in-memory folder: a quarter of the memory cap, at most 1 GiB."""
-        cap = self.memory_cap
-        return _TMPFS_BYTES if cap is None else max(1 << 20, min(_TMPFS_BYTES, cap // 4))
-
-    def rlimits(self, time_limit_s: float | None, cuda: bool) -> dict[str, int]:
-        """The ``resource.RLIMIT_*`` names and values for one child."""
-        cpu = (None if time_limit_s is None or self.cpu_per_wall_second is None
-               else int(time_limit_s * self.cpu_per_wall_second) + 60)
-        values = {"RLIMIT_AS": None if cuda else self.address_space, "RLIMIT_CPU": cpu,
-                  "RLIMIT_FSIZE": self.file_size, "RLIMIT_NOFILE": self.open_files, "RLIMIT_NPROC": self.processes}
-        return {k: int(v) for k, v in values.items() if v is not None}
-
-    @classmethod
-    def parse(cls, items: list[str] | None) -> Limits:
-        """``["address_space=16G", "processes=none", ...]`` (a CLI's ``--limit``) over the defaults."""
-        changes: dict[str, Any] = {}
-        names = [f.name for f in dataclasses.fields(cls)]
-        for item in items or []:
-            key, sep, raw = item.partition("=")
-            key = key.strip().replace("-", "_")
-            if not sep or key not in names:
-                raise ValueError(f"--limit {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
-            raw = raw.strip().lower()
-            try:
-                if raw in ("none", "unlimited"):
-                    if key in ("work_bytes", "work_files"):
-                        raise ValueError(f"--limit {item!r}: the work-folder quota cannot be switched off")
-                    changes[key] = None
-                elif key == "cpu_per_wall_second":
-                    changes[key] = float(raw)
-                else:
-                    scale = {"k": 1 << 10, "m": 1 << 20, "g": _GIB}.get(raw[-1:], 1)
-                    changes[key] = int(float(raw.rstrip("kmg")) * scale)
-            except ValueError as exc:
-                if "quota" in str(exc):
-                    raise
-                raise ValueError(f"--limit {item!r}: {raw!r} is not a number (K/M/G suffixes allowed) or none") from None
-        return cls(**changes)
-
-
-def package_dir() -> Path:
-    """The ``cifar10s`` package folder this process runs."""
-    return Path(__file__).resolve().parents[2]
-
-
-def _covered(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def read_only_paths() -> list[str]:
-    """The host paths a child reads: the interpreter's prefixes, standard library and
-    site-packages folders, and the package folder.
-
-    Computed from the interpreter (``sys.prefix`` and friends, ``sysconfig``, ``site``), never from
-    ``sys.path``: run as ``python -m cifar10s.cli`` its first entry is the working folder, which
-    may be a home folder holding the signing key. ``LD_LIBRARY_PATH`` folders are added (CUDA).
-    """
-    import site
-    import sysconfig
-
-    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), str(package_dir())]
-    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
-        paths = sysconfig.get_paths(vars=scheme_vars or None)
-        candidates += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
-    candidates += site.getsitepackages() if hasattr(site, "getsitepackages") else []
-    for entry in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
-        if entry and os.path.isabs(entry) and os.path.isdir(entry):
-            candidates.append(entry)
-    seen: list[str] = []
-    for path in sorted({os.path.realpath(c) for c in candidates if c and os.path.exists(c)}, key=len):
-        if not _covered(path, seen):
-            seen.append(path)
-    return seen
-
-
-def _ancestors(paths: list[str]) -> list[str]:
-    """The folders above ``paths`` (not ``/``, nothing under ``/usr``, none of the paths), shortest first."""
-    found = set()
-    for path in paths:
-        parent = os.path.dirname(path.rstrip("/"))
-        while parent not in ("", "/"):
-            found.add(parent)
-            parent = os.path.dirname(parent)
-    return sorted((a for a in found if not _covered(a, ["/usr"]) and a not in paths), key=len)
-
-
-def default_secrets() -> tuple[str, ...]:
-    """What no child may see: the home folder (the scorer's and the user's whose uid it runs as),
-    its ``.config`` and ``.ssh``, and the default signing key."""
-    import pwd
-
-    from ..board.signing import default_key_path
-
-    homes = {os.path.expanduser("~")}
-    try:
-        homes.add(pwd.getpwuid(os.geteuid()).pw_dir)
-    except KeyError:
-        pass
-    found = {str(default_key_path())}
-    for home in homes:
-        if home and home != "/":
-            found |= {home, os.path.join(home, ".config"), os.path.join(home, ".ssh")}
-    return tuple(sorted(found))
-
-
-def exposed_secret(binds: list[str], secrets: tuple[str, ...]) -> tuple[str, str] | None:
-    """(bind, secret) for the first bind that is a secret or a folder holding one; None when none is.
-
-    A bind *inside* the home folder (an interpreter under ``~/.pyenv``) is fine; the home folder
-    itself, or a folder above it, is not.
-    """
-    for secret in secrets:
-        real = os.path.realpath(secret)
-        for bind in binds:
-            if _covered(real, [os.path.realpath(bind)]):
-                return bind, secret
-    return None
-
-
-def mask_targets(hidden: tuple[str | Path, ...], visible: list[str]) -> list[tuple[str, bool]]:
-    """The ``hidden`` paths that a ``visible`` bind would show, to be covered: (path, is_folder).
-
-    A folder is covered with an empty read-only one (its names vanish too), a file with an
-    empty file; what the child needs inside a covered folder is bound again on top of it.
-    """
-    def under(path: str, root: str) -> bool:
-        return path == root or path.startswith(root.rstrip("/") + "/")
-
-    out: dict[str, bool] = {}
-    for raw in hidden:
-        path = os.path.realpath(raw)
-        if os.path.exists(path) and any(under(path, v) for v in visible):
-            out[path] = os.path.isdir(path)
-    return sorted(out.items(), key=lambda item: len(item[0]))
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .failures import WorkerFailed
 
 __all__ = ["ChildFileRefused", "Quota", "audit_folder", "hand_to", "keep_only", "purge_unsafe", "read_child_file",
-           "remove_tree"]
+           "read_logits", "remove_tree"]
 
 _GIB = 1 << 30
 
@@ -118,6 +120,28 @@ def read_child_file(folder: Path, rel: str, *, max_bytes: int, what: str) -> byt
         return data
     finally:
         os.close(fd)
+
+
+def read_logits(folder: Path, rel: str, n: int, num_classes: int, what: str) -> np.ndarray:
+    """A child's logits at ``folder/rel``: a plain float32 ``(n, num_classes)`` ``.npy`` of finite
+    values, read as someone else's bytes (:func:`.childfiles.read_child_file`)."""
+    import io
+
+    limit = n * num_classes * 4 + 4096  # the array and a generous .npy header
+    try:
+        raw = read_child_file(folder, rel, max_bytes=limit, what=what)
+    except FileNotFoundError:
+        raise WorkerFailed(f"{what}: the child process did not write {Path(rel).name}") from None
+    try:
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise WorkerFailed(f"{what}: {Path(rel).name} is not a plain .npy array ({str(exc)[:200]})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.shape != (n, num_classes):
+        got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise WorkerFailed(f"{what}: expected float32 logits of shape ({n}, {num_classes}), got {got}")
+    if not np.isfinite(arr).all():
+        raise WorkerFailed(f"{what}: the model produced non-finite logits (NaN or inf)")
+    return arr
 
 
 def _inside(link_dir: str, target: str, root: str) -> bool:

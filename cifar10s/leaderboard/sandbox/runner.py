@@ -45,7 +45,8 @@ from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
 from .bwrap import Sandbox
 from .cgroup import ChildCgroup
-from .childfiles import ChildFileRefused, audit_folder, hand_to, purge_unsafe, read_child_file, remove_tree
+from .childfiles import ChildFileRefused, audit_folder, hand_to, purge_unsafe, read_child_file, read_logits, remove_tree
+from .staging import stage_files, verify_staged
 from .failures import WorkerFailed
 from .hostuser import CHECK_DROPPED, CHILD_GID, CHILD_UID, held_namespace
 from .namespace import NAMESPACE_EXIT_S, Namespace, kill_namespace, read_namespace, wait_namespace_empty
@@ -200,52 +201,6 @@ class _Watch:
         if self.sandbox is not None and time.monotonic() >= self.next:
             self.next = time.monotonic() + self.every_s
             audit_folder(self.folders, self.sandbox.limits.quota, what=self.label, quota_only=True)
-
-
-def read_logits(folder: Path, rel: str, n: int, num_classes: int, what: str) -> np.ndarray:
-    """A child's logits at ``folder/rel``: a plain float32 ``(n, num_classes)`` ``.npy`` of finite
-    values, read as someone else's bytes (:func:`.childfiles.read_child_file`)."""
-    import io
-
-    limit = n * num_classes * 4 + 4096  # the array and a generous .npy header
-    try:
-        raw = read_child_file(folder, rel, max_bytes=limit, what=what)
-    except FileNotFoundError:
-        raise WorkerFailed(f"{what}: the child process did not write {Path(rel).name}") from None
-    try:
-        arr = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise WorkerFailed(f"{what}: {Path(rel).name} is not a plain .npy array ({str(exc)[:200]})") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.shape != (n, num_classes):
-        got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise WorkerFailed(f"{what}: expected float32 logits of shape ({n}, {num_classes}), got {got}")
-    if not np.isfinite(arr).all():
-        raise WorkerFailed(f"{what}: the model produced non-finite logits (NaN or inf)")
-    return arr
-
-
-def stage_files(sub: Submission, dest: Path) -> Path:
-    """Copy the exact files that were hashed into ``dest`` (what a child process imports).
-
-    Each file is re-hashed as it is copied, so the code that runs is the code the result names.
-    """
-    for rel, sha in sub.files.items():
-        raw = (sub.folder / rel).read_bytes()
-        if hashlib.sha256(raw).hexdigest() != sha:
-            raise SubmissionError(sub.folder, f"{rel} changed after the submission was checked; score it again")
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(raw)
-    return dest
-
-
-def verify_staged(sub: Submission, dest: Path) -> None:
-    """The staged copy holds exactly the submission's files, with their hashes (checked just
-    before a child starts)."""
-    found = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if p.is_file() or p.is_symlink()}
-    if set(found) != set(sub.files) or any(
-            p.is_symlink() or hashlib.sha256(p.read_bytes()).hexdigest() != sub.files[rel] for rel, p in found.items()):
-        raise WorkerFailed(f"the staged copy of {sub.folder} does not match the submission's hashes; score it again")
 
 
 class WorkerRun:

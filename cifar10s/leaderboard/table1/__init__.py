@@ -1,10 +1,7 @@
-"""The paper's Table 1: the shuffle experiment (Section 3.1), does a model read the images or the perturbations?
+"""Deprecated: Table 1's experiment moved to :mod:`cifar10s.table1`; this name re-exports it for one version."""
 
-* :mod:`.shuffle`: the shuffled evaluation sets (each image's perturbation and label moved to
-  another image), their export and checked reading.
-* :mod:`.run`: training on the clean and perturbed sets, evaluating on every set, the table
-  beside the paper's numbers (:mod:`cifar10s.paper`).
+from __future__ import annotations
 
-Nothing is imported here; ``cifar10s.leaderboard`` exports :func:`run_table1` and the shuffle
-functions lazily.
-"""
+import warnings
+
+warnings.warn("cifar10s.leaderboard.table1 moved to cifar10s.table1; import from there", DeprecationWarning, stacklevel=2)

@@ -6,17 +6,17 @@ submission code. In order (1-2: :func:`prepare_scoring`, 3-5: :func:`run_seeds`,
 1. it reads and checks ``submission.json`` and the submission's files (no import,
    :mod:`.submission`);
 2. it reads the training set (hashes checked against its manifest) and the clean test split
-   into memory, verifying the test arrays against the package's pins (:mod:`.sandbox.heldout`),
+   into memory, verifying the test arrays against the package's pins (:mod:`.heldout`),
    before any child process starts;
-3. a child imports the entry and reports its hooks (:func:`.submission.inspect_submission`);
+3. a child imports the entry and reports its hooks (:func:`.validate.inspect_submission`);
 4. per seed, a child trains on a private copy of the training set in the seed's work folder, and
    writes logits of the per-epoch test images (no labels) and the final weights as safetensors
-   (:func:`.sandbox.seedruns.train_seed`);
+   (:func:`.seedruns.train_seed`);
 5. one more child runs every seed's weights on the test images and their horizontal flips,
-   shuffled together in a secret order (:func:`.sandbox.seedruns.evaluate_seeds`);
+   shuffled together in a secret order (:func:`.seedruns.evaluate_seeds`);
 6. this process computes every accuracy, checks (after every child) that no data file changed,
    and only then writes the result, with the flip gap in its ``integrity`` block
-   (:mod:`.sandbox.integrity`).
+   (:mod:`.integrity`).
 
 Results are one JSON file per (submission, training set, preset) in the format of
 :mod:`.board.result_file`, signed with this installation's key (:mod:`.board.signing`) and written atomically, with
@@ -43,20 +43,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..runtime import resolve_device
-from ..store import variant_folder
-from ..variants import VariantSpec, parse_variant
-from ..paper import compare, format_comparison
-from .sandbox.heldout import HeldOutTestSet
-from .sandbox.integrity import integrity_lines, integrity_record
+from ...runtime import resolve_device
+from ...store import variant_folder
+from ...variants import VariantSpec, parse_variant
+from ...paper import compare, format_comparison
+from .heldout import HeldOutTestSet
+from .integrity import integrity_lines, integrity_record
 from .provenance import (STD_DEFINITION, code_version, dataset_provenance, environment, recorded_workdir,
                          stamp_workdir, summary)
-from .board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
-from .sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
-from .sandbox.bwrap import Sandbox, resolve_sandbox
-from .sandbox.seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
-from .board.signing import SigningKey, load_signing_key
-from .submission import Submission, inspect_submission, load_submission
+from ..board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
+from ..sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
+from ..sandbox.bwrap import Sandbox, resolve_sandbox
+from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
+from ..board.signing import SigningKey, load_signing_key
+from ..submission import Submission, load_submission
+from .validate import inspect_submission
 
 __all__ = [
     "RESULT_FORMAT",
@@ -363,9 +364,9 @@ def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, 
     """
     if sub.model is None:
         return
-    from ..models import build_model
-    from ..runtime import format_duration
-    from ..training.estimate import SLOW_SECONDS, SlowRunError, estimate_training
+    from ...models import build_model
+    from ...runtime import format_duration
+    from ...training.estimate import SLOW_SECONDS, SlowRunError, estimate_training
 
     est = estimate_training(build_model(sub.model, **sub.model_kwargs), config, num_train, dev)
     total = est.seconds * n_seeds
