@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 from .version import __version__  # noqa: F401 - the public version
 
-__all__ = ["CIFAR10S", "CLASSES", "NotBuiltError", "VariantSpec", "__version__", "audit"]
+__all__ = ["CIFAR10S", "CLASSES", "Cifar10sError", "IntegrityError", "NotBuiltError", "VariantSpec", "__version__", "audit"]
 
-_LAZY = {"CIFAR10S": ".dataset", "CLASSES": ".constants", "NotBuiltError": ".store", "VariantSpec": ".variants",
-         "audit": ".auditing"}
+_LAZY = {"CIFAR10S": ".dataset", "CLASSES": ".constants", "Cifar10sError": ".errors", "IntegrityError": ".store",
+         "NotBuiltError": ".store", "VariantSpec": ".variants", "audit": ".auditing"}
 
 if TYPE_CHECKING:
     from .auditing import audit
     from .constants import CLASSES
     from .dataset import CIFAR10S
-    from .store import NotBuiltError
+    from .errors import Cifar10sError
+    from .store import IntegrityError, NotBuiltError
     from .variants import VariantSpec
 
 __getattr__ = lazy_exports(__name__, _LAZY)

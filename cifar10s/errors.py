@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["ActionableError", "Face", "Remedy", "SlowRunError"]
+__all__ = ["ActionableError", "Cifar10sError", "Face", "Remedy", "SlowRunError"]
 
 #: Who reads a message: Python code (``"api"``) or a shell user (``"cli"``).
 Face = Literal["api", "cli"]
@@ -55,7 +55,13 @@ class Remedy:
         return f"{self.action}: {how}"
 
 
-class ActionableError(RuntimeError):
+class Cifar10sError(Exception):
+    """The base of every error this package raises on purpose: ``except cifar10s.Cifar10sError``
+    catches them all. Each also keeps the builtin base callers caught before (``RuntimeError`` or
+    ``ValueError``)."""
+
+
+class ActionableError(Cifar10sError, RuntimeError):
     """A ``RuntimeError`` with a ``problem`` and the ``remedies`` that get past it.
 
     ``str()`` is :meth:`explain` in the API's words; a plain message (no remedies) is the

@@ -41,6 +41,7 @@ from . import strict_json
 from .atomic import atomic_file, atomic_write_bytes, atomic_write_json, current_umask  # noqa: F401
 from .constants import DATA_FORMAT_VERSION, IMAGE_SHAPE, NUM_CLASSES
 from .errors import ActionableError
+from .errors import Cifar10sError
 
 if TYPE_CHECKING:
     from .variants import VariantSpec
@@ -56,7 +57,7 @@ EM_NOISE, EM_LOG = "noise.npy", "em_log.json"  # the em folder: the noise and th
 WORK_DIR = ".work"  # resumable intermediate state (EM checkpoints) under the data folder
 
 
-class IntegrityError(RuntimeError):
+class IntegrityError(Cifar10sError, RuntimeError):
     """Built data does not match its manifest (corrupt, tampered or half-written)."""
 
 

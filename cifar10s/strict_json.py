@@ -17,6 +17,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from .errors import Cifar10sError
 
 __all__ = ["MAX_INT_DIGITS", "StrictJSONError", "loads", "read_file"]
 
@@ -24,7 +25,7 @@ __all__ = ["MAX_INT_DIGITS", "StrictJSONError", "loads", "read_file"]
 MAX_INT_DIGITS = 20
 
 
-class StrictJSONError(ValueError):
+class StrictJSONError(Cifar10sError, ValueError):
     """The text is not JSON this harness accepts; the message says why and where."""
 
 

@@ -194,3 +194,30 @@ def test_moved_modules_named_by_the_docs_warn_and_re_export(monkeypatch):
             alias = importlib.import_module(old)
         target = importlib.import_module(new)
         assert alias.__all__ and all(getattr(alias, n) is getattr(target, n) for n in target.__all__)
+
+
+def test_every_public_exception_has_the_one_base():
+    """A caller catches everything the package raises on purpose with ``except Cifar10sError``; each
+    error also keeps the builtin base (RuntimeError, ValueError) callers caught before."""
+    import importlib
+    import inspect
+    import warnings
+
+    from cifar10s.errors import Cifar10sError
+
+    outside = []
+    for name in sorted(_modules()):
+        if name.endswith("__main__") or ".cli" in name and name.endswith("main"):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:  # an optional dependency (e.g. pyarrow) that is not installed
+                continue
+        for attr, obj in vars(mod).items():
+            if (inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == name
+                    and not attr.startswith("_") and not issubclass(obj, Warning)):
+                if not issubclass(obj, Cifar10sError):
+                    outside.append(f"{name}.{attr}")
+    assert outside == []

@@ -19,9 +19,10 @@ import requests
 from tqdm.auto import tqdm
 
 from ..constants import CIFAR10_FILENAME, CIFAR10_MD5, CIFAR10_URL
+from ..errors import Cifar10sError
 
 
-class DownloadError(RuntimeError):
+class DownloadError(Cifar10sError, RuntimeError):
     """The file could not be fetched; the message says what to do instead."""
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from ..checks import check_type
 from ..atomic import atomic_write_bytes
 from .adversarial import AdversarialConfig
+from ..errors import Cifar10sError
 
 __all__ = [
     "PARAM_DISTANCE_DEFINITION",
@@ -213,7 +214,7 @@ class TrainResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-class HookError(RuntimeError):
+class HookError(Cifar10sError, RuntimeError):
     """A training hook (``make_optimizer``, ``train_step``, ``preprocess``) raised or returned garbage."""
 
 

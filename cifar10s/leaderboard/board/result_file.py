@@ -25,6 +25,7 @@ from ... import strict_json
 from ...constants import DEFAULT_RECIPE
 from ...store import atomic_write_bytes
 from .signing import SIGNATURE_FIELD, SigningKey, load_signing_key, sign_record
+from ...errors import Cifar10sError
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -49,7 +50,7 @@ SANDBOX_NONE = "none"
 MAX_FILE_BYTES = 16 * 2**20
 
 
-class MalformedResult(ValueError):
+class MalformedResult(Cifar10sError, ValueError):
     """A result record the board cannot show; the message names the field and what is wrong."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from ...errors import Cifar10sError
 
 __all__ = [
     "ALGORITHM",
@@ -60,7 +61,7 @@ _MAX_KEY_FILE = 64 * 1024
 _MAX_KEYS = 1000
 
 
-class SigningError(RuntimeError):
+class SigningError(Cifar10sError, RuntimeError):
     """The signing key cannot be created or used; the message says what to do."""
 
 

@@ -43,6 +43,7 @@ from .binds import _ancestors, _covered, default_secrets, exposed_secret, mask_t
 from .cgroup import CgroupPlan, plan_cgroups
 from .limits import Limits
 from .hostuser import CHILD_UID, HeldNamespace, drop_argv, tools_missing
+from ...errors import Cifar10sError
 
 __all__ = ["NOBODY", "Limits", "Sandbox", "SandboxUnavailable", "SecretExposed", "default_secrets", "detect",
            "mask_targets", "package_dir", "read_only_paths", "resolve_sandbox"]
@@ -59,7 +60,7 @@ _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/e
 _CUDA_DIRS = ("/usr/local/cuda", "/usr/local/nvidia", "/run/nvidia-persistenced", "/sys")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(Cifar10sError, RuntimeError):
     """The sandbox cannot start here; the message says how to fix that (or to opt out)."""
 
 

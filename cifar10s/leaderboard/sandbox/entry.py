@@ -34,13 +34,14 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from ...errors import Cifar10sError
 
 __all__ = ["EntryError", "Hooks", "build_submission_model", "check_model", "import_entry", "load_hooks"]
 
 ENTRY_MODULE = "cifar10s_submission"
 
 
-class EntryError(Exception):
+class EntryError(Cifar10sError):
     """The entry file could not be imported or its hooks are malformed; ``problems`` lists why."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -22,11 +22,12 @@ from ..sandbox.runner import EPOCH_LOGITS_DIR, WEIGHTS_NAME, WorkerFailed, Worke
 from ..sandbox.bwrap import Sandbox
 from ..sandbox.childfiles import keep_only, read_child_file
 from ..sandbox.reports import ENVELOPE, check_keys, train_result
+from ...errors import Cifar10sError
 
 __all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
 
 
-class ScoringInterrupted(RuntimeError):
+class ScoringInterrupted(Cifar10sError, RuntimeError):
     """Training stopped before its last epoch; running the same command again resumes it."""
 
 

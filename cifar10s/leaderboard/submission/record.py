@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from ...errors import Cifar10sError
 
 __all__ = ["CUSTOM_LOOP_HOOKS", "HOOK_NAMES", "Submission", "SubmissionError", "make_slug"]
 
@@ -19,7 +20,7 @@ HOOK_NAMES = ("build_model", "training_method", "preprocess", "make_optimizer", 
 CUSTOM_LOOP_HOOKS = ("make_optimizer", "train_step")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(Cifar10sError, ValueError):
     """A submission folder is malformed; the message lists every problem found."""
 
     def __init__(self, folder: str | Path, problems: list[str] | str) -> None:
