@@ -88,7 +88,7 @@ class Source:
         ident = f"content train {content['train'][:12]} / test {content['test'][:12]}" if content else self.fingerprint[:12]
         words = {"official-content": "official CIFAR-10's images from another copy (NOT the official archive)",
                  "full-copy": "a full-size CIFAR-10 copy, NOT the official archive",
-                 "subset": "NOT official CIFAR-10 (a subset)"}[kind]
+                 "subset": "NOT the official CIFAR-10 (a subset)"}[kind]
         return f"{words} ({ident})"
 
 
@@ -147,6 +147,45 @@ class VariantFolder:
     @property
     def classes(self) -> list[str]:
         return list(self.manifest.get("classes") or [])
+
+    @property
+    def variant_record(self) -> dict[str, Any] | None:
+        """The variant's parameters as the build wrote them (``VariantSpec`` fields), if any."""
+        v = self.manifest.get("variant")
+        return dict(v) if isinstance(v, Mapping) else None
+
+    @property
+    def inputs_key(self) -> str | None:
+        """The hash of the stage's inputs and parameters its build cached on."""
+        key = self.manifest.get("inputs_key")
+        return key if isinstance(key, str) else None
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The EM recipe record (empty for variants without EM noise)."""
+        r = self.manifest.get("recipe")
+        return dict(r) if isinstance(r, Mapping) else {}
+
+    @property
+    def recipe_version(self) -> str | None:
+        return self.recipe.get("version")
+
+    @property
+    def built_with(self) -> str | None:
+        """The cifar10s version that built the folder."""
+        env = self.manifest.get("environment")
+        return env.get("cifar10s") if isinstance(env, Mapping) else None
+
+    @property
+    def shortcuts(self) -> list[dict[str, Any]]:
+        """The OPS pixels written into the images (class, position, colour, score); empty without OPS."""
+        found = (self.manifest.get("shortcut") or {}).get("shortcuts")
+        return [dict(x) for x in found] if isinstance(found, list) else []
+
+    @property
+    def timings_s(self) -> dict[str, Any]:
+        t = self.manifest.get("timings_s")
+        return dict(t) if isinstance(t, Mapping) else {}
 
     @property
     def num_train(self) -> int:

@@ -36,7 +36,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         comparable = ("the same scale as the paper's; results say which copy it was" if src.kind != "subset"
                       else "not comparable with the paper's numbers")
         print(f"note: source is {src.short()}, {src.num_train} train / {src.num_test} test images; {comparable}")
-    for s in folder.manifest.get("shortcut", {}).get("shortcuts", []):
+    for s in folder.shortcuts:
         print(f"  class {s['label']}: pixel (row {s['row']}, col {s['col']}) colour {tuple(s['colour'])} "
               f"score {s['score']:.4f}" if isinstance(s["score"], float) else f"  {s}")
     return 0

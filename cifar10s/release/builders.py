@@ -123,8 +123,8 @@ def _up_to_date(folder: Path, source_fingerprint: str | None, inputs_key: str | 
         return None
     try:
         opened = open_folder(folder, check_hashes=True)
-        variant = opened.manifest.get("variant")
-        spec = VariantSpec(**variant) if isinstance(variant, dict) else None
+        variant = opened.variant_record
+        spec = VariantSpec(**variant) if variant is not None else None
     except (IntegrityError, TypeError, ValueError):
         return None
     if spec is None or spec.folder_name != folder.name:
@@ -133,7 +133,7 @@ def _up_to_date(folder: Path, source_fingerprint: str | None, inputs_key: str | 
         return None
     if source_fingerprint is not None and opened.source.fingerprint != source_fingerprint:
         return None
-    if inputs_key is not None and opened.manifest.get("inputs_key") != inputs_key:
+    if inputs_key is not None and opened.inputs_key != inputs_key:
         return None
     return opened
 
@@ -293,7 +293,7 @@ def build_variant(
         path, built = _build_stages(root, spec, cifar10=cifar10, download=download, force=force, progress=progress,
                                     recipe=recipe, device=device, allow_slow=allow_slow,
                                     allow_unconverged=allow_unconverged)
-        timings = open_folder(path, check_hashes=False).manifest.get("timings_s") or {}
+        timings = open_folder(path, check_hashes=False).timings_s
     return BuildOutcome(spec, path, "built" if built else "cached", time.perf_counter() - t0,
                         {str(k): float(v) for k, v in timings.items()})
 

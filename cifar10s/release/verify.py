@@ -181,7 +181,7 @@ def _check_em(report: VerifyReport, bf: dict[str, Path], rf: dict[str, Path],
     bm, rm = manifests[("build", "em")], manifests[("release", "em")]
     b_noise = np.asarray(bm.load(EM_NOISE))
     r_noise = np.asarray(rm.load(EM_NOISE))
-    b_recipe, r_recipe = bm.manifest.get("recipe", {}), rm.manifest.get("recipe", {})
+    b_recipe, r_recipe = bm.recipe, rm.recipe
     report.add("EM recipe", b_recipe == r_recipe,
                f"build {b_recipe.get('version')} vs release {r_recipe.get('version')}")
     # Downstream of a fixed EM: recompute from each side's own noise, compare bit for bit.

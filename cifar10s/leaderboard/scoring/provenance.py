@@ -76,8 +76,8 @@ def dataset_provenance(root: str | Path, spec: VariantSpec) -> dict[str, Any]:
         "source_kind": folder.source.kind,
         "num_test": folder.source.num_test,
         "official_cifar10": folder.source.official,
-        "recipe": (folder.manifest.get("recipe") or {}).get("version"),  # None for variants without EM
-        "built_with_cifar10s": folder.manifest.get("environment", {}).get("cifar10s"),
+        "recipe": folder.recipe_version,  # None for variants without EM
+        "built_with_cifar10s": folder.built_with,
     }
 
 
