@@ -460,10 +460,10 @@ def _print_record(record: EpochRecord, epochs: int) -> None:
 
 def _make_result(run: _Run, completed: bool, total_time: float) -> TrainResult:
     from .presets import diff_from_paper
+    from .selection import best_epoch
 
     config, records = run.config, run.records
-    evaluated = [r for r in records if r.test_acc is not None]
-    best = max(evaluated, key=lambda r: (r.test_acc, -r.epoch)) if evaluated else None
+    best_acc, best_at = best_epoch((r.epoch, r.test_acc) for r in records)
     final: EpochRecord | None = records[-1] if records else None
     try:
         diff = diff_from_paper(config, config.model_name)
@@ -474,8 +474,8 @@ def _make_result(run: _Run, completed: bool, total_time: float) -> TrainResult:
         config=config,
         records=list(records),
         final_test_acc=final.test_acc if final is not None else None,
-        best_test_acc=best.test_acc if best is not None else None,
-        best_epoch=best.epoch if best is not None else None,
+        best_test_acc=best_acc,
+        best_epoch=best_at,
         final_train_acc=final.train_acc if final is not None else None,
         preset=config.preset,
         preset_diff=diff,

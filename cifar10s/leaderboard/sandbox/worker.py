@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .jobs import PredictJob, TrainJob
 from .runner import WEIGHTS_NAME, epoch_logits_name
 
 __all__ = ["main"]
@@ -131,18 +132,19 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     from ...training.trainer import train
 
     device, hooks = _prepare(job)
-    config = TrainConfig.from_dict(job["config"])
-    workdir = Path(job["workdir"])
-    images = torch.from_numpy(_load_npy(job["train_images"]))
-    labels = torch.from_numpy(_load_npy(job["train_labels"]))
+    task = TrainJob.from_job(job)
+    config = TrainConfig.from_dict(task.config)
+    workdir = Path(task.workdir)
+    images = torch.from_numpy(_load_npy(task.train_images))
+    labels = torch.from_numpy(_load_npy(task.train_labels))
     model = _build(job, hooks, config.seed, config.num_classes)
     start = _start_epoch(workdir)
     epochs = [e for e in range(start + 1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs]
     evaluator = None
-    if job.get("eval_images"):
-        evaluator = _EpochLogits(torch.from_numpy(_load_npy(job["eval_images"])), workdir,
+    if task.eval_images:
+        evaluator = _EpochLogits(torch.from_numpy(_load_npy(task.eval_images)), workdir,
                                  epochs, config.eval_batch_size, config.channels_last)
-    stop_after = job.get("stop_after_epoch")
+    stop_after = task.stop_after_epoch
 
     def callback(record: Any, _model: Any) -> bool:
         if evaluator is not None and (record.test_acc is not None) != (evaluator.last == record.epoch):
@@ -170,17 +172,18 @@ def _predict(job: dict[str, Any]) -> dict[str, Any]:
     from ...training.normalization import load_weights
 
     device, hooks = _prepare(job)
-    images = torch.from_numpy(_load_npy(job["images"]))
+    task = PredictJob.from_job(job)
+    images = torch.from_numpy(_load_npy(task.images))
     on_device = images.to(device)
     outputs = []
-    for item in job["models"]:
-        model = _build(job, hooks, int(item["seed"]), int(job["num_classes"]))
-        load_weights(model, item["weights"])  # strict; re-attaches a trained input normalisation
+    for item in task.models:
+        model = _build(job, hooks, int(item.seed), int(task.num_classes))
+        load_weights(model, item.weights)  # strict; re-attaches a trained input normalisation
         model.to(device)
-        logits = predict_logits(model, on_device, device, int(job["batch_size"]),
-                                channels_last=bool(job.get("channels_last")))
-        _save_npy(Path(item["out"]), logits.numpy().astype(np.float32))
-        outputs.append(item["out"])
+        logits = predict_logits(model, on_device, device, int(task.batch_size),
+                                channels_last=bool(task.channels_last))
+        _save_npy(Path(item.out), logits.numpy().astype(np.float32))
+        outputs.append(item.out)
     return {"outputs": outputs}
 
 

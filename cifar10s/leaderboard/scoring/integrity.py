@@ -20,7 +20,11 @@ the obvious cheat, not a proof of honesty.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .records import SeedResult
 
 __all__ = ["FLIP_GAP_DEFINITION", "FLIP_GAP_THRESHOLD", "integrity_lines", "integrity_record"]
 
@@ -30,10 +34,10 @@ FLIP_GAP_DEFINITION = ("final_test_acc - flipped_test_acc, where flipped_test_ac
                        "of 2 x num_test images)")
 
 
-def integrity_record(per_seed: list[dict[str, Any]], test_split: dict[str, Any]) -> dict[str, Any]:
+def integrity_record(per_seed: Sequence[SeedResult], test_split: dict[str, Any]) -> dict[str, Any]:
     """The result's ``integrity`` block: the flip gap per seed and its worst value, whether that is
     suspicious, and how the test split was verified (with the caveat when it was not)."""
-    gaps = [float(p["final_test_acc"]) - float(p["flipped_test_acc"]) for p in per_seed]
+    gaps = [float(p.flip_gap) for p in per_seed if p.flip_gap is not None]
     worst = max(gaps) if gaps else None
     reasons: list[str] = []
     if worst is not None and worst > FLIP_GAP_THRESHOLD:

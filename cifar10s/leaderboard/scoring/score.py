@@ -54,6 +54,7 @@ from .provenance import (STD_DEFINITION, code_version, dataset_provenance, envir
 from ..board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
 from ..sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from ..sandbox.bwrap import Sandbox, resolve_sandbox
+from .records import SeedResult
 from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
 from ..board.signing import SigningKey, load_signing_key
 from ..submission import Submission, load_submission
@@ -253,7 +254,7 @@ class SeedRuns:
 
     sub: Submission
     config: Any
-    per_seed: list[dict[str, Any]]
+    per_seed: list[SeedResult]
 
 
 def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: bool,
@@ -288,14 +289,13 @@ def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: boo
             per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], run.images,
                                        run.labels, test, settings, stop_after_epoch))
             test.check_unchanged()
-        evaluate_seeds(sub, per_seed, first, test, settings)
+        per_seed = evaluate_seeds(sub, per_seed, first, test, settings)
         if temporary:
-            for p in per_seed:
-                p["workdir"] = None
+            per_seed = [dataclasses.replace(p, workdir=None) for p in per_seed]
     for p in per_seed:
-        best = "n/a" if p["best_test_acc"] is None else f"{100 * p['best_test_acc']:.2f}% at epoch {p['best_epoch']}"
-        say(f"  seed {p['seed']}: final clean test accuracy {100 * p['final_test_acc']:.2f}% ({test.num_test} "
-            f"images; flipped {100 * p['flipped_test_acc']:.2f}%); best epoch, selected on the test set: {best}")
+        best = "n/a" if p.best_test_acc is None else f"{100 * p.best_test_acc:.2f}% at epoch {p.best_epoch}"
+        say(f"  seed {p.seed}: final clean test accuracy {100 * p.final_test_acc:.2f}% ({test.num_test} "
+            f"images; flipped {100 * p.flipped_test_acc:.2f}%); best epoch, selected on the test set: {best}")
     test.check_unchanged()  # and after the last one, before anything is written
     return SeedRuns(sub, first, per_seed)
 
@@ -310,7 +310,7 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
     diff.pop("seed", None)
     config_dict = first.to_dict()
     config_dict.pop("seed", None)
-    finals = [p["final_test_acc"] for p in per_seed]
+    finals = [p.final_test_acc for p in per_seed]
     comparisons = compare(sub.model, sub.method, spec, finals)
     integrity = integrity_record(per_seed, test.verification)
     record = ResultRecord(
@@ -324,23 +324,23 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         paper_setting=not diff and sub.defense is None and not sub.overrides and sub.entry is None,
         config=config_dict,
         seeds=seeds,
-        device=per_seed[0]["device"],
+        device=per_seed[0].device,
         # the numerics that ran (the paper: float32); any difference is also in preset_diff
-        precision=per_seed[0]["precision"],
+        precision=per_seed[0].precision,
         environment=environment(run.dev),
         wall_time_s=time.perf_counter() - t_start,
-        train_time_s=sum(p["train_time_s"] for p in per_seed),
+        train_time_s=sum(p.train_time_s for p in per_seed),
         eval={"per_epoch_images": _per_epoch_images(first, test),
               "final_images": test.num_test, "flipped_images": test.num_test,
               "accuracy_units": "fraction in [0, 1]", "best_epoch_selection": BEST_EPOCH_SELECTION},
         isolation=ISOLATION,
         sandbox=run.box.describe() if run.box is not None else SANDBOX_NONE,
         integrity=integrity,
-        per_seed=[{**p, "workdir": recorded_workdir(p["workdir"], run.out_dir)} for p in per_seed],
+        per_seed=[p.to_record(run.out_dir) for p in per_seed],
         summary={
             "final_test_acc": summary(finals),
-            "flipped_test_acc": summary([p["flipped_test_acc"] for p in per_seed]),
-            "best_test_acc": summary([p["best_test_acc"] for p in per_seed]),
+            "flipped_test_acc": summary([p.flipped_test_acc for p in per_seed]),
+            "best_test_acc": summary([p.best_test_acc for p in per_seed]),
             "std_definition": STD_DEFINITION,
         },
         paper=[c.to_dict() for c in comparisons],

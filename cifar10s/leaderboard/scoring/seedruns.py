@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ...training.selection import best_epoch
 from .heldout import HeldOutTestSet
+from ..sandbox.jobs import ModelToPredict, PredictJob, TrainJob
+from .records import SeedResult
 from ..sandbox.inert import inert_text
 from ..submission.record import Submission
 from ..sandbox.runner import EPOCH_LOGITS_DIR, WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
@@ -97,26 +100,26 @@ def weights_bytes(wd: Path, label: str) -> bytes:
 
 def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], images: np.ndarray,
                labels: np.ndarray, test: HeldOutTestSet, settings: ChildSettings,
-               stop_after_epoch: int | None = None) -> dict[str, Any]:
+               stop_after_epoch: int | None = None) -> SeedResult:
     """Train one seed in a child (resuming from ``wd``) and return its per-seed record.
 
     ``stamp`` is the work folder's record (:func:`cifar10s.leaderboard.scoring.provenance.stamp_workdir`); its ``_eval_order``
     fixes the secret order of the per-epoch test images. ``final_test_acc``/``flipped_test_acc``
-    are filled in later by :func:`evaluate_seeds`.
+    come later, from :func:`evaluate_seeds`.
     """
     seed = config.seed
     label = f"training seed {seed}"
     order = _eval_order(test, config.eval_subset, int(stamp["_eval_order"]))
     with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads,
                    sandbox=settings.sandbox) as run:
-        job = {
-            "config": config.to_dict(),
-            "workdir": str(wd.resolve()),
-            "train_images": run.put_array("train_images.npy", images),
-            "train_labels": run.put_array("train_labels.npy", labels),
-            "eval_images": run.put_array("eval_images.npy", test.images[order]),
-            "stop_after_epoch": stop_after_epoch,
-        }
+        job = TrainJob(
+            config=config.to_dict(),
+            workdir=str(wd.resolve()),
+            train_images=run.put_array("train_images.npy", images),
+            train_labels=run.put_array("train_labels.npy", labels),
+            eval_images=run.put_array("eval_images.npy", test.images[order]),
+            stop_after_epoch=stop_after_epoch,
+        ).to_job()
         try:
             report = run.run("train", job, time_limit_s=settings.train_limit_s, device=settings.device,
                              progress=settings.progress, writable=[wd.resolve()])
@@ -133,27 +136,23 @@ def train_seed(sub: Submission, config: Any, wd: Path, stamp: dict[str, Any], im
     if report.get("completed") is not True or len(records) != config.epochs:
         raise ScoringInterrupted(f"seed {seed}: training stopped after epoch {len(records)}/{config.epochs}; run "
                                  f"the same command again to resume from {wd}")
-    evaluated = [r for r in records if r["test_acc"] is not None]
-    best = max(evaluated, key=lambda r: (r["test_acc"], -r["epoch"])) if evaluated else None
-    return {
-        "seed": seed,
-        "final_test_acc": None,
-        "flipped_test_acc": None,
-        "flip_gap": None,
-        "final_epoch_eval_acc": records[-1]["test_acc"] if records else None,
-        "best_test_acc": best["test_acc"] if best else None,
-        "best_epoch": best["epoch"] if best else None,
-        "final_train_acc": result.get("final_train_acc"),
-        "num_train": result["num_train"],
-        "param_count": result["param_count"],
-        "train_time_s": result["total_time"],
-        "resumed_from_epoch": result.get("resumed_from_epoch"),
-        "device": result.get("device", settings.device),
-        "precision": _precision(result.get("precision")),
-        "records": records,
-        "workdir": str(wd),
-        "weights_sha256": hashlib.sha256(weights_bytes(wd, label)).hexdigest(),
-    }
+    best_acc, best_at = best_epoch((r["epoch"], r["test_acc"]) for r in records)
+    return SeedResult(
+        seed=seed,
+        final_epoch_eval_acc=records[-1]["test_acc"] if records else None,
+        best_test_acc=best_acc,
+        best_epoch=best_at,
+        final_train_acc=result.get("final_train_acc"),
+        num_train=result["num_train"],
+        param_count=result["param_count"],
+        train_time_s=result["total_time"],
+        resumed_from_epoch=result.get("resumed_from_epoch"),
+        device=result.get("device", settings.device),
+        precision=_precision(result.get("precision")),
+        records=records,
+        workdir=str(wd),
+        weights_sha256=hashlib.sha256(weights_bytes(wd, label)).hexdigest(),
+    )
 
 
 def _precision(raw: Any) -> dict[str, Any]:
@@ -164,30 +163,30 @@ def _precision(raw: Any) -> dict[str, Any]:
     return {k: raw[k] if not isinstance(raw[k], str) else inert_text(raw[k])[:20] for k in keys}
 
 
-def evaluate_seeds(sub: Submission, per_seed: list[dict[str, Any]], config: Any, test: HeldOutTestSet,
-                   settings: ChildSettings) -> None:
+def evaluate_seeds(sub: Submission, per_seed: list[SeedResult], config: Any, test: HeldOutTestSet,
+                   settings: ChildSettings) -> list[SeedResult]:
     """Score every seed's weights in one fresh child on the test images and their flips (secretly
-    shuffled together); fills ``final_test_acc``, ``flipped_test_acc`` and ``flip_gap`` in place."""
+    shuffled together); the seeds with their final and flipped accuracies."""
     images, order = test.final_eval_images()
     label = "evaluating the trained models"
     with WorkerRun(sub, label=label, forbidden=list(settings.forbidden), threads=settings.threads,
                    sandbox=settings.sandbox) as run:
         models = []
         for p in per_seed:
-            raw = weights_bytes(Path(p["workdir"]), f"training seed {p['seed']}")
-            if hashlib.sha256(raw).hexdigest() != p["weights_sha256"]:
-                raise WorkerFailed(f"{Path(p['workdir']) / WEIGHTS_NAME} changed after training; score again")
-            name = f"weights-{p['seed']}.safetensors"
+            raw = weights_bytes(Path(str(p.workdir)), f"training seed {p.seed}")
+            if hashlib.sha256(raw).hexdigest() != p.weights_sha256:
+                raise WorkerFailed(f"{Path(str(p.workdir)) / WEIGHTS_NAME} changed after training; score again")
+            name = f"weights-{p.seed}.safetensors"
             run.path(name).write_bytes(raw)
-            models.append({"seed": p["seed"], "weights": name, "out": f"logits-{p['seed']}.npy"})
-        job = {"images": run.put_array("test_images.npy", images), "models": models,
-               "num_classes": config.num_classes, "batch_size": config.eval_batch_size,
-               "channels_last": config.channels_last}
-        report = run.run("predict", job, time_limit_s=settings.predict_limit_s, device=settings.device)
+            models.append(ModelToPredict(seed=p.seed, weights=name, out=f"logits-{p.seed}.npy"))
+        job = PredictJob(images=run.put_array("test_images.npy", images), models=tuple(models),
+                         num_classes=config.num_classes, batch_size=config.eval_batch_size,
+                         channels_last=config.channels_last)
+        report = run.run("predict", job.to_job(), time_limit_s=settings.predict_limit_s, device=settings.device)
         check_keys(report, ENVELOPE | {"outputs"}, label, "")
+        done = []
         for p, m in zip(per_seed, models):
-            logits = read_logits(run.scratch, m["out"], len(order), config.num_classes, f"{label}, seed {p['seed']}")
+            logits = read_logits(run.scratch, m.out, len(order), config.num_classes, f"{label}, seed {p.seed}")
             plain, flipped = test.split_final_logits(logits, order)
-            p["final_test_acc"] = test.accuracy(plain)
-            p["flipped_test_acc"] = test.accuracy(flipped)
-            p["flip_gap"] = p["final_test_acc"] - p["flipped_test_acc"]
+            done.append(p.with_final(test.accuracy(plain), test.accuracy(flipped)))
+    return done
