@@ -44,13 +44,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from ..leaderboard.scoring import score_submission
+    from ..leaderboard.scoring.score import ScoringRequest, score
 
-    score_submission(
-        args.submission, args.root, variant=args.variant, preset=args.preset, seeds=args.seeds, device=args.device,
-        out=args.out, workdir=args.workdir, overrides=parse_sets(args.set), progress=not args.quiet,
-        time_limit_s=args.time_limit, allow_slow=args.allow_slow, sandbox=_sandbox(args),
-    )
+    score(ScoringRequest(
+        submission=args.submission, root=args.root, sandbox=_sandbox(args), variant=args.variant, preset=args.preset,
+        seeds=tuple(args.seeds), device=args.device, out=args.out, workdir=args.workdir,
+        overrides=parse_sets(args.set), progress=not args.quiet, time_limit_s=args.time_limit,
+        allow_slow=args.allow_slow,
+    ))
     return 0
 
 

@@ -24,7 +24,6 @@ shape, dtype and finiteness; weights as safetensors.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets

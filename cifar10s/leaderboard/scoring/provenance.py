@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ... import strict_json
-from ...constants import DEFAULT_RECIPE
 from ...folder import open_variant
 from ...store import TRAIN_IMAGES, TRAIN_LABELS, atomic_write_json
 from ...variants import VariantSpec

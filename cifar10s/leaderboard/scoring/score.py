@@ -49,13 +49,13 @@ from ...variants import VariantSpec, parse_variant
 from ...paper import compare, format_comparison
 from .heldout import HeldOutTestSet
 from .integrity import integrity_lines, integrity_record
-from .provenance import (STD_DEFINITION, code_version, dataset_provenance, environment, recorded_workdir,
+from .provenance import (STD_DEFINITION, code_version, dataset_provenance, environment,
                          stamp_workdir, summary)
 from ..board.result_file import RESULT_FORMAT, SANDBOX_NONE, ResultRecord, data_caveats, write_result
-from ..sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from ..sandbox.bwrap import Sandbox, resolve_sandbox
 from .records import SeedResult
-from .seedruns import ChildSettings, ScoringInterrupted, evaluate_seeds, train_seed
+from .estimate import state_estimate
+from .seedruns import ChildSettings, ScoringInterrupted, child_settings, evaluate_seeds, train_seed
 from ..board.signing import SigningKey, load_signing_key
 from ..submission import Submission, load_submission
 from .validate import inspect_submission
@@ -63,6 +63,7 @@ from .validate import inspect_submission
 __all__ = [
     "RESULT_FORMAT",
     "PreparedRun",
+    "ScoringRequest",
     "ScoringInterrupted",
     "SeedRuns",
     "assemble_result",
@@ -72,6 +73,7 @@ __all__ = [
     "prepare_scoring",
     "result_stem",
     "run_seeds",
+    "score",
     "score_submission",
 ]
 
@@ -107,17 +109,36 @@ def _work_root(root: Path, out_dir: Path | None, workdir: str | Path | None, ste
     return work
 
 
-def _child_settings(dev: torch.device, root: Path, given: str | Path, time_limit_s: float | None,
-                    progress: bool, sandbox: Sandbox | None, elsewhere: tuple[Path | None, ...] = ()) -> ChildSettings:
-    # never named to a child, and hidden by its sandbox: the data root, the results and work folders
-    forbidden = {str(root), str(Path(given).expanduser().absolute())}
-    forbidden |= {str(Path(p).expanduser().absolute()) for p in elsewhere if p is not None}
-    return ChildSettings(
-        device=str(dev), threads=torch.get_num_threads(), progress=progress, forbidden=tuple(sorted(forbidden)),
-        sandbox=sandbox,
-        train_limit_s=DEFAULT_TRAIN_LIMIT_S if time_limit_s is None else time_limit_s,
-        predict_limit_s=DEFAULT_PREDICT_LIMIT_S if time_limit_s is None else time_limit_s,
-    )
+@dataclass(frozen=True)
+class ScoringRequest:
+    """Everything a scoring run is asked to do, in one value (the command line builds one; see
+    :func:`score_submission` for what each field means). ``sandbox`` is required here: True
+    detects the sandbox (or raises), False runs without one, a :class:`Sandbox` is used as given."""
+
+    submission: Submission | str | Path
+    root: str | Path
+    sandbox: bool | Sandbox
+    variant: str | VariantSpec = "cifar10s"
+    preset: str = "paper"
+    seeds: Sequence[int] = (0,)
+    device: torch.device | str | None = None
+    out: str | Path | None = None
+    workdir: str | Path | None = None
+    overrides: dict[str, Any] | None = None
+    progress: bool = False
+    time_limit_s: float | None = None
+    stop_after_epoch: int | None = None
+    allow_slow: bool = False
+    signing_key: str | Path | None = None
+
+
+def score(request: ScoringRequest, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Run a :class:`ScoringRequest`: prepare, train one child per seed, evaluate, write the signed result."""
+    t_start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    run = prepare_scoring(request)
+    ran = run_seeds(run, stop_after_epoch=request.stop_after_epoch, allow_slow=request.allow_slow, say=say)
+    return assemble_result(run, ran, t_start=t_start, say=say)
 
 
 def score_submission(
@@ -168,13 +189,10 @@ def score_submission(
     :class:`~cifar10s.store.IntegrityError` (the data is not what the package expects, or changed
     while scoring); no result is written then.
     """
-    t_start = time.perf_counter()
-    say = log or (lambda _msg: None)
-    run = prepare_scoring(submission, root, variant=variant, preset=preset, seeds=seeds, device=device, out=out,
-                          workdir=workdir, overrides=overrides, progress=progress, time_limit_s=time_limit_s,
-                          signing_key=signing_key, sandbox=sandbox)
-    ran = run_seeds(run, stop_after_epoch=stop_after_epoch, allow_slow=allow_slow, say=say)
-    return assemble_result(run, ran, t_start=t_start, say=say)
+    return score(ScoringRequest(
+        submission=submission, root=root, sandbox=sandbox, variant=variant, preset=preset, seeds=tuple(seeds),
+        device=device, out=out, workdir=workdir, overrides=overrides, progress=progress, time_limit_s=time_limit_s,
+        stop_after_epoch=stop_after_epoch, allow_slow=allow_slow, signing_key=signing_key), log=log)
 
 
 @dataclass(frozen=True)
@@ -200,10 +218,7 @@ class PreparedRun:
     time_limit_s: float | None
 
 
-def prepare_scoring(submission: Submission | str | Path, root: str | Path, *, variant: str | VariantSpec, preset: str,
-                    seeds: Sequence[int], device: torch.device | str | None, out: str | Path | None,
-                    workdir: str | Path | None, overrides: dict[str, Any] | None, progress: bool,
-                    time_limit_s: float | None, signing_key: str | Path | None, sandbox: bool | Sandbox) -> PreparedRun:
+def prepare_scoring(request: ScoringRequest) -> PreparedRun:
     """Everything :func:`score_submission` checks and loads before a child starts.
 
     The arguments are checked (bad settings fail before anything runs), the sandbox and the
@@ -214,27 +229,29 @@ def prepare_scoring(submission: Submission | str | Path, root: str | Path, *, va
     from cifar10s.dataset import CIFAR10S
     from cifar10s.training.presets import PRESETS
 
-    box = resolve_sandbox(sandbox)  # no sandbox, no run (unless asked for none)
-    sub = submission if isinstance(submission, Submission) else load_submission(submission)
-    spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
-    preset = preset.strip().lower()
+    r = request
+    root, overrides, time_limit_s = r.root, r.overrides, r.time_limit_s
+    box = resolve_sandbox(r.sandbox)  # no sandbox, no run (unless asked for none)
+    sub = r.submission if isinstance(r.submission, Submission) else load_submission(r.submission)
+    spec = r.variant if isinstance(r.variant, VariantSpec) else parse_variant(r.variant)
+    preset = r.preset.strip().lower()
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    seeds = [int(s) for s in seeds]
+    seeds = [int(s) for s in r.seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     # as it will read back from a work folder's stamp (an AdversarialConfig becomes its dict)
     overrides = json.loads(json.dumps(overrides or {}, default=lambda o: o.to_dict()))
     resolve_config(sub, preset, seeds[0], overrides)  # bad settings fail before anything runs
-    dev = resolve_device(device)
+    dev = resolve_device(r.device)
     root_path = Path(root).expanduser().resolve()
-    out_dir = Path(out) if out is not None else None
+    out_dir = Path(r.out) if r.out is not None else None
     stem = result_stem(sub, spec, preset)
-    work_root = _work_root(root_path, out_dir, workdir, stem)
-    key = load_signing_key(signing_key) if out_dir is not None else None  # a key problem fails now, not after training
+    work_root = _work_root(root_path, out_dir, r.workdir, stem)
+    key = load_signing_key(r.signing_key) if out_dir is not None else None  # a key problem fails now, not after training
     if box is not None:  # the key in use is never visible to a child, wherever it lives
         box = dataclasses.replace(box, secrets=box.secrets + ((str(key.path),) if key is not None else ()))
-    settings = _child_settings(dev, root_path, root, time_limit_s, progress, box, (out_dir, work_root))
+    settings = child_settings(dev, root_path, root, time_limit_s, r.progress, box, (out_dir, work_root))
 
     # the data, verified, in this process before any submission code runs
     train_ds = CIFAR10S(root, train=True, variant=spec, verify=True)  # refuses a variant of another source
@@ -284,7 +301,7 @@ def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: boo
         first = configs[seeds[0]]
         say(f"scoring {sub.name!r} ({sub.model or sub.entry}, method {sub.method}) on {spec.folder_name}, preset "
             f"{run.preset}, seeds {seeds}, device {run.dev}")
-        _state_estimate(sub, first, len(run.labels), len(seeds), run.dev, allow_slow, say)
+        state_estimate(sub, first, len(run.labels), len(seeds), run.dev, allow_slow, say)
         for seed in seeds:
             per_seed.append(train_seed(sub, configs[seed], work_root / f"seed-{seed}", stamps[seed], run.images,
                                        run.labels, test, settings, stop_after_epoch))
@@ -354,29 +371,6 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         result["_path"] = str(path)
         say(f"wrote {path} (signed by key {run.key.key_id if run.key else '?'})")
     return result
-
-
-def _state_estimate(sub: Submission, config: Any, num_train: int, n_seeds: int, dev: torch.device,
-                    allow_slow: bool, say: Callable[[str], None]) -> None:
-    """Say how long training will take here, before it starts; refuse hours on a CPU unless allowed.
-
-    Only for registered models: an entry's model is submission code, which this process never runs.
-    """
-    if sub.model is None:
-        return
-    from ...models import build_model
-    from ...runtime import format_duration
-    from ...training.estimate import SLOW_SECONDS, SlowRunError, estimate_training
-
-    est = estimate_training(build_model(sub.model, **sub.model_kwargs), config, num_train, dev)
-    total = est.seconds * n_seeds
-    say(f"  estimated training time on {dev}: {format_duration(total)} ({est.steps:,} steps x {n_seeds} seed(s), "
-        f"{est.seconds_per_step:.3f} s per step measured by a short probe)")
-    if total > SLOW_SECONDS and dev.type == "cpu" and not allow_slow:
-        raise SlowRunError(
-            f"training {sub.model} with preset {config.preset} would take about {format_duration(total)} on this "
-            "CPU (estimated from a timed probe). Score it on a GPU (device='cuda'), use a shorter preset "
-            "(gpu-quick, cpu-smoke), or pass allow_slow=True to run it here anyway")
 
 
 def _per_epoch_images(config: Any, test: HeldOutTestSet) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ...training.selection import best_epoch
 from .heldout import HeldOutTestSet
@@ -23,11 +24,12 @@ from ..sandbox.inert import inert_text
 from ..submission.record import Submission
 from ..sandbox.runner import EPOCH_LOGITS_DIR, WEIGHTS_NAME, WorkerFailed, WorkerRun, epoch_logits_name, read_logits
 from ..sandbox.bwrap import Sandbox
+from ..sandbox.runner import DEFAULT_PREDICT_LIMIT_S, DEFAULT_TRAIN_LIMIT_S
 from ..sandbox.childfiles import keep_only, read_child_file
 from ..sandbox.reports import ENVELOPE, check_keys, train_result
 from ...errors import Cifar10sError
 
-__all__ = ["ChildSettings", "ScoringInterrupted", "evaluate_seeds", "train_seed"]
+__all__ = ["ChildSettings", "ScoringInterrupted", "child_settings", "evaluate_seeds", "train_seed"]
 
 
 class ScoringInterrupted(Cifar10sError, RuntimeError):
@@ -46,6 +48,20 @@ class ChildSettings:
     sandbox: Sandbox | None  # no default: running submission code without one is a decision
     forbidden: tuple[str, ...] = ()
     progress: bool = False
+
+
+def child_settings(dev: torch.device, root: Path, given: str | Path, time_limit_s: float | None,
+                    progress: bool, sandbox: Sandbox | None, elsewhere: tuple[Path | None, ...] = ()) -> ChildSettings:
+    """How this run's children run; the data root, the results and work folders are never named to
+    a child, and its sandbox hides them."""
+    forbidden = {str(root), str(Path(given).expanduser().absolute())}
+    forbidden |= {str(Path(p).expanduser().absolute()) for p in elsewhere if p is not None}
+    return ChildSettings(
+        device=str(dev), threads=torch.get_num_threads(), progress=progress, forbidden=tuple(sorted(forbidden)),
+        sandbox=sandbox,
+        train_limit_s=DEFAULT_TRAIN_LIMIT_S if time_limit_s is None else time_limit_s,
+        predict_limit_s=DEFAULT_PREDICT_LIMIT_S if time_limit_s is None else time_limit_s,
+    )
 
 
 def _eval_order(test: HeldOutTestSet, eval_subset: int | None, order_seed: int) -> np.ndarray:
