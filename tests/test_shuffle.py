@@ -280,7 +280,8 @@ def test_table1_layout_json_and_print(table1):
     assert on_disk["preset_diff"]["epochs"]["used"] == 4 and on_disk["overrides"] == SMOKE
     assert on_disk["shuffle"]["variants"]["ops-k1"]["permutation_sha256"]
     data = on_disk["data"]  # each set's folder, as the scorer's provenance module describes a loaded split
-    assert all(set(data[s]) == {"manifest_sha256", "source_fingerprint", "official_cifar10", "num_images"}
+    assert all(set(data[s]) == {"manifest_sha256", "source_fingerprint", "source_content_fingerprint", "source_kind",
+                                "official_cifar10", "num_images"}
                for s in ("clean", "ops-k1", "clean-test"))
     assert data["clean"]["num_images"] == data["ops-k1"]["num_images"] == N
     assert data["clean-test"]["manifest_sha256"] == data["clean"]["manifest_sha256"]  # the test split is clean/'s
