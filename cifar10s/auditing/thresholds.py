@@ -48,6 +48,18 @@ class Thresholds:
     perturbation_separability: float = 0.5
     # with clean test images: (reference - set) accuracy on them after the same short training
     learnability_gap: float = 0.1
+    # shares relative to what clean images show (partial poisoning): a class's share minus the other
+    # classes' share, less ``share_z`` standard errors of that difference, of images carrying
+    # an isolated exact pixel colour at a position / an exact recurring 3x3 window anywhere
+    share_z: float = 4.0
+    isolated_excess: float = 0.04
+    window_excess: float = 0.04
+    # second-order noise: held-out accuracy of the local-correlation classifier (ten balanced
+    # classes; scaled to other chance levels like the linear probe), which must also pass the
+    # relabelled null's mean plus ``null_margin`` standard deviations
+    second_order: float = 0.5
+    # optional network baseline (UDP, AAAI 2024): a set whose training accuracy passes this is flagged
+    network_train_accuracy: float = 0.7
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
