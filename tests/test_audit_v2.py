@@ -45,8 +45,10 @@ def test_combine_uses_the_found_kinds_only():
     a, b = np.array([0.0, 3.0]), np.array([5.0, 0.0])
     scores, kinds = combine({"pixel": a, "second-order": b}, {"pixel"}, 2)
     assert kinds == ["pixel"] and scores.tolist() == [0.0, 3.0]
-    scores, kinds = combine({"pixel": a, "second-order": b}, set(), 2)  # nothing found: every detector
-    assert kinds == ["pixel", "second-order"] and scores.tolist() == [5.0, 3.0]
+    scores, kinds = combine({"pixel": a, "second-order": lambda: 1 / 0}, {"pixel"}, 2)  # never computed
+    assert kinds == ["pixel"] and scores.tolist() == [0.0, 3.0]
+    scores, kinds = combine({"pixel": a, "second-order": b}, set(), 2)  # nothing found: no suspicion
+    assert kinds == [] and scores.tolist() == [0.0, 0.0]
 
 
 # --- partial OPS -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 
 from .pixel import _column_modes, _decode, pixel_codes
 
-__all__ = ["IsolatedScan", "isolated_codes", "scan_isolated"]
+__all__ = ["IsolatedScan", "isolated_codes", "not_isolated", "scan_isolated"]
 
 #: A pixel is isolated when every channel differs by more than this from each of its 4 neighbours'
 #: (grey levels): more than class-wise noise of +-8 moves two neighbours apart.
@@ -29,22 +29,43 @@ NEAR = 16
 _SENTINEL = np.uint32(1 << 25)
 
 
-def isolated_codes(images: np.ndarray) -> np.ndarray:
-    """(N, H*W) uint32 colour codes, with every pixel within :data:`NEAR` grey levels (all channels)
-    of one of its 4 neighbours replaced by a value no colour has (distinct per image, so they never
-    form a mode)."""
+def _near(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Every channel of uint8 pixels ``a`` and ``b`` (..., 3) within :data:`NEAR` grey levels."""
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) <= NEAR
+
+
+def not_isolated(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) True where a pixel is within :data:`NEAR` grey levels of one of its 4 neighbours."""
     n, h, w, _ = images.shape
-    codes = pixel_codes(images).reshape(n, h, w)
-    x = images.astype(np.int16)
     same = np.zeros((n, h, w), dtype=bool)
-    near = (np.abs(x[:, 1:] - x[:, :-1]) <= NEAR).all(axis=-1)
+    near = _near(images[:, 1:], images[:, :-1])
     same[:, 1:] |= near
     same[:, :-1] |= near
-    near = (np.abs(x[:, :, 1:] - x[:, :, :-1]) <= NEAR).all(axis=-1)
+    near = _near(images[:, :, 1:], images[:, :, :-1])
     same[:, :, 1:] |= near
     same[:, :, :-1] |= near
-    filler = (_SENTINEL + np.arange(n, dtype=np.uint32))[:, None, None]
-    return np.where(same, filler, codes).reshape(n, h * w)
+    return same
+
+
+def isolated_codes(images: np.ndarray) -> np.ndarray:
+    """(N, H*W) uint32 colour codes, with every pixel that is not isolated replaced by a value no
+    colour has (distinct per image, so they never form a mode)."""
+    n, h, w, _ = images.shape
+    filler = (_SENTINEL + np.arange(n, dtype=np.uint32))[:, None]
+    return np.where(not_isolated(images).reshape(n, -1), filler, pixel_codes(images))
+
+
+def _isolated_at(images: np.ndarray, p: int) -> np.ndarray:
+    """(N,) True where pixel ``p`` (flat index) of each image is isolated."""
+    _, h, w, _ = images.shape
+    r, c = divmod(p, w)
+    centre = images[:, r, c]
+    ok = np.ones(len(images), dtype=bool)
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        if 0 <= r + dr < h and 0 <= c + dc < w:
+            ok &= ~_near(centre, images[:, r + dr, c + dc])
+    return ok
 
 
 @dataclass(frozen=True)
@@ -82,31 +103,35 @@ class IsolatedScan:
         return out
 
 
-def scan_isolated(images: np.ndarray, labels: np.ndarray, num_classes: int, *, sample: int = 1024,
-                  chunk: int = 4096) -> IsolatedScan:
-    """Modal isolated colour per class and position (on an evenly spaced sample of the class), its
-    exact share over the class and over the other classes."""
+def scan_isolated(images: np.ndarray, labels: np.ndarray, num_classes: int, *, sample: int = 512,
+                  min_sample_share: float = 0.02) -> IsolatedScan:
+    """Modal isolated colour per class and position (on an evenly spaced sample of the class); where
+    it holds ``min_sample_share`` of the sample, its exact share over the class and over the other
+    classes (elsewhere both are reported as 0: far below any claim)."""
     n, h, w, _ = images.shape
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)[:num_classes]
     modal = np.zeros((num_classes, h * w), dtype=np.uint32)
+    candidate = np.zeros((num_classes, h * w), dtype=bool)
     for k in range(num_classes):
         idx = np.flatnonzero(labels == k)
         if idx.size:
             pick = idx[np.unique(np.linspace(0, idx.size - 1, min(sample, idx.size)).round().astype(np.int64))]
-            modal[k] = _column_modes(isolated_codes(images[pick]))
-    hits = np.zeros((num_classes, num_classes, h * w))  # [class of the colour, class of the image, position]
-    for start in range(0, n, chunk):
-        part = labels[start:start + chunk]
-        order = np.argsort(part, kind="stable")
-        codes = isolated_codes(images[start:start + chunk][order])
-        present, first = np.unique(part[order], return_index=True)
-        for k in range(num_classes):
-            hits[k, present] += np.add.reduceat(codes == modal[k], first, axis=0, dtype=np.int32)
-    own = hits[np.arange(num_classes), np.arange(num_classes)]
-    share = own / np.maximum(counts, 1)[:, None]
-    rest = np.maximum(n - counts, 1)[:, None]
-    other = (hits.sum(axis=1) - own) / rest
-    modal = np.where(modal >= _SENTINEL, 0, modal)
+            codes = isolated_codes(images[pick])
+            modal[k] = _column_modes(codes)
+            candidate[k] = (codes == modal[k]).mean(axis=0) >= min_sample_share
+    candidate &= modal < _SENTINEL
+    share = np.zeros((num_classes, h * w))
+    other = np.zeros((num_classes, h * w))
+    rest = np.maximum(n - counts, 1)
+    flat = images.reshape(n, h * w, 3)
+    for p in np.unique(np.nonzero(candidate)[1]):
+        column = pixel_codes(flat[:, p][:, None, None, :])[:, 0]
+        iso = _isolated_at(images, int(p))
+        for k in np.flatnonzero(candidate[:, p]):
+            hits = np.bincount(labels[iso & (column == modal[k, p])], minlength=num_classes)[:num_classes]
+            share[k, p] = hits[k] / max(counts[k], 1)
+            other[k, p] = (hits.sum() - hits[k]) / rest[k]
+    modal = np.where(candidate, modal, 0)
     return IsolatedScan(share=share.reshape(num_classes, h, w), colour=_decode(modal).reshape(num_classes, h, w, 3),
                         other_share=other.reshape(num_classes, h, w), counts=counts)

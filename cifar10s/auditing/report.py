@@ -43,8 +43,9 @@ class AuditReport:
     curves: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     windows: WindowScan | None = None
-    #: per detector kind: (N,) per-image evidence in units of its threshold (see :mod:`.scores`)
-    contributions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: per detector kind: (N,) per-image evidence in units of its threshold, or a function computing
+    #: it only when needed (see :mod:`.scores`)
+    contributions: dict[str, Any] = field(default_factory=dict, repr=False)
     scores: np.ndarray | None = field(default=None, repr=False)
     score_kinds: list[str] = field(default_factory=list)
 
@@ -99,9 +100,9 @@ class AuditReport:
                          f"{' '.join(f'{a:.1%}' for a in net['train_accuracy'])} after {net['epochs']} epochs; "
                          + ("above" if net["flagged"] else "below") + f" the {net['threshold']:.0%} of UDP (AAAI 2024)")
         if self.scores is not None:
-            lines.append(f"per-image scores from {', '.join(self.score_kinds) or 'no detector'}"
-                         + ("" if self.findings else " (no finding: scores carry no claim)")
-                         + f": {int((self.scores >= 1).sum())} image(s) at or above 1")
+            lines.append(f"per-image scores from {', '.join(self.score_kinds)}: {int((self.scores >= 1).sum())} "
+                         "image(s) at or above 1" if self.score_kinds else "per-image scores: 0 for every image "
+                         "(no finding)")
         return "\n".join(lines)
 
     def _measured(self) -> list[str]:

@@ -9,12 +9,15 @@ threshold (1 = as strong as the weakest thing the detector claims):
 * ``second-order``: how much closer the image's local correlations lie to its class's than to the others';
 * ``linear-separable``: the held-out probe's probability of the image's own label.
 
-The set's scores are the largest of the contributions of the detectors that found something (of
-every detector when none did), so a clean set gets no large scores from a detector that found
-nothing. :func:`auroc` measures how well scores rank poisoned images above clean ones.
+The set's scores are the largest of the contributions of the detectors that found something, and
+0 for every image when none did (no claim, no suspicion): a clean set gets no large scores from a
+detector that found nothing, and a contribution is only computed when its detector found something.
+:func:`auroc` measures how well scores rank poisoned images above clean ones.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -41,10 +44,12 @@ def auroc(positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def combine(contributions: dict[str, np.ndarray], found: set[str], n: int) -> tuple[np.ndarray, list[str]]:
-    """The per-image maximum over the contributions of the kinds in ``found`` (of all when none is),
-    and the kinds used."""
-    kinds = sorted(k for k in contributions if k in found) or sorted(contributions)
+def combine(contributions: Mapping[str, Callable[[], np.ndarray] | np.ndarray], found: set[str],
+            n: int) -> tuple[np.ndarray, list[str]]:
+    """The per-image maximum over the contributions of the kinds in ``found`` (each computed only
+    then, when given as a function), and the kinds used; zeros and no kind when none was found."""
+    kinds = sorted(k for k in contributions if k in found)
     if not kinds:
         return np.zeros(n, dtype=np.float32), []
-    return np.max(np.stack([contributions[k] for k in kinds]), axis=0).astype(np.float32), kinds
+    parts = [contributions[k]() if callable(contributions[k]) else contributions[k] for k in kinds]
+    return np.max(np.stack([np.asarray(p, dtype=np.float64) for p in parts]), axis=0).astype(np.float32), kinds

@@ -22,7 +22,7 @@ Findings, one per kind, each naming the classes it concerns:
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -206,7 +206,7 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
     th = thresholds
     seconds: dict[str, float] = {}
     measurements: dict[str, Any] = {"num_images": int(len(labels)), "class_counts": np.bincount(labels, minlength=k).tolist()}
-    contributions: dict[str, np.ndarray] = {}
+    contributions: dict[str, Callable[[], np.ndarray] | np.ndarray] = {}
 
     t = time.perf_counter()
     pixel_scan = scan_pixels(images, labels, k)
@@ -218,17 +218,21 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
                              "max_strength": _round(strength.reshape(k, -1).max(axis=1)),
                              "isolated_max_share": _round(iso_scan.share.reshape(k, -1).max(axis=1)),
                              "isolated_max_excess": _round(iso_excess.reshape(k, -1).max(axis=1))}
-    pixel_scores = np.maximum(iso_scan.image_scores(images, labels, th.share_z) / th.isolated_excess,
-                              flagged_pixel_scores(images, labels, by_class))
+    def pixel_scores() -> np.ndarray:
+        return np.maximum(iso_scan.image_scores(images, labels, th.share_z) / th.isolated_excess,
+                          flagged_pixel_scores(images, labels, by_class))
+
     contributions["pixel"] = pixel_scores
     seconds["pixel"] = time.perf_counter() - t
 
     t = time.perf_counter()
     pattern_scan = scan_patterns(images, labels, k, seed=seed)
     findings += _pattern_findings(pattern_scan, by_class, th, measurements)
-    projection = pattern_scores(images, labels, pattern_scan.without(_explained_mask(pattern_scan, by_class))) / 4
+    def projection() -> np.ndarray:  # 4 standard deviations count 1
+        return pattern_scores(images, labels, pattern_scan.without(_explained_mask(pattern_scan, by_class))) / 4
+
     contributions["class-pattern"] = projection
-    contributions["patch"] = np.maximum(projection, pixel_scores)
+    contributions["patch"] = lambda: np.maximum(projection(), pixel_scores())
     seconds["pattern"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -56,7 +56,9 @@ def _saturated(images: np.ndarray, size: int) -> np.ndarray:
     (white backgrounds of trucks and cars), so they are never claimed."""
     n, h, w, _ = images.shape
     out = np.zeros((n, h - size + 1, w - size + 1), dtype=bool)
-    for flag in ((images >= 250).all(axis=-1), (images <= 5).all(axis=-1)):
+    lo = np.minimum(np.minimum(images[..., 0], images[..., 1]), images[..., 2])
+    hi = np.maximum(np.maximum(images[..., 0], images[..., 1]), images[..., 2])
+    for flag in (lo >= 250, hi <= 5):
         c = np.zeros((n, h + 1, w + 1), dtype=np.int16)
         c[:, 1:, 1:] = flag.cumsum(axis=1, dtype=np.int16).cumsum(axis=2, dtype=np.int16)
         box = c[:, size:, size:] - c[:, :-size, size:] - c[:, size:, :-size] + c[:, :-size, :-size]
