@@ -423,6 +423,23 @@ def print_v2(rows: list[dict[str, Any]], aurocs: list[dict[str, Any]]) -> None:
             print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
+def write_pictures(archive: Path, folder: Path) -> None:
+    from cifar10s.auditing.picture import draw_report
+    from cifar10s.show import save_png
+
+    src = from_cifar10(archive)
+    x, y = src.images, src.labels
+    sets = {"audit-moving-patch.png": ("3x3 patch at random places on 25% of each class (seed 4)",
+                                       synthetic.partial(synthetic.moving_patch(x, y, 3, 4), x,
+                                                         synthetic.poison_share(y, 0.25, 7))),
+            "audit-ar-noise.png": ("AR class-wise noise, L2 = 1 (seed 4)", synthetic.ar_noise(x, y, 1.0, 4))}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (title, images) in sets.items():
+        report = audit(images, y, classes=src.classes, reference=(x, y))
+        save_png(draw_report(report, title=f"cifar10s audit: {title}"), folder / name)
+        print(f"wrote {folder / name}: {report.summary().splitlines()[0]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cifar10", type=Path, required=True, help="the CIFAR-10 archive the variants were built from")
@@ -437,7 +454,13 @@ def main() -> None:
                    help="instead: the second calibration (partial poisoning, moving patches, second-order noise, "
                         "clean transformations) and the per-image AUROC table; no built variants needed")
     p.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.25, 0.5, 1.0], help="poison ratios (--v2)")
+    p.add_argument("--pictures", type=Path, default=None,
+                   help="instead: write the docs' example pictures (a moving 3x3 patch on 25%% of each class, AR "
+                        "noise) into this folder")
     args = p.parse_args()
+    if args.pictures:
+        write_pictures(args.cifar10, args.pictures)
+        return
     if args.v2:
         src = from_cifar10(args.cifar10)
         assert src.test is not None
