@@ -77,7 +77,7 @@ def _colour_bar(img: Image.Image, draw: ImageDraw.ImageDraw, x0: int, y0: int, h
         draw.text((x0 + 16, yy - 7), f"{t:g}", fill=(0, 0, 0), font=font)
 
 
-_STYLES = ("solid", "dashed", "dotted", "solid")
+_STYLES = ("solid", "dashed", "solid", "dotted")
 
 
 def _curves(draw: ImageDraw.ImageDraw, x0: int, y0: int, w: int, h: int, series: Sequence[tuple[str, Sequence[float],
@@ -96,7 +96,7 @@ def _curves(draw: ImageDraw.ImageDraw, x0: int, y0: int, w: int, h: int, series:
     ends: list[float] = []
     for i, (name, values, colour) in enumerate(series):
         pts = [(x0 + (j + 1) / epochs * w, y0 + h - float(v) * h) for j, v in enumerate(values)]
-        width = max(5 - 2 * i, 2)  # earlier curves thicker: a later one on top leaves them visible
+        width = max(6 - 2 * i, 2)  # earlier curves thicker: a later one on top leaves them visible
         style = _STYLES[i % len(_STYLES)]
         for a, b in zip(pts, pts[1:]):
             if style == "solid":
