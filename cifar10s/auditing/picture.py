@@ -8,7 +8,8 @@ different sets compare. Row 3: each class's most class-specific recurring 3x3 wi
 with its share in the class and elsewhere (boxed where claimed). Below: the linear probe's
 held-out accuracy per epoch on the set against the clean reference (the given reference, or the
 calibrated clean curve); every curve has its own marker and line style, is labelled at its end,
-and curves drawn later are thinner, so coinciding curves stay visible.
+and curves drawn later are thinner, so coinciding curves stay visible. Beside it, the second-order
+classifier's held-out recall per class against its threshold and its relabelled null.
 """
 
 from __future__ import annotations
@@ -151,6 +152,33 @@ def _window_row(img: Image.Image, draw: ImageDraw.ImageDraw, report: AuditReport
                   fill=_RED if c in claimed else _GREY, font=font)
 
 
+def _second_order_bars(draw: ImageDraw.ImageDraw, report: AuditReport, x0: int, y0: int, w: int, h: int,
+                       font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
+    """Held-out recall per class of the local-correlation classifier, its threshold and null."""
+    so = report.measurements.get("second_order")
+    if not so:
+        return
+    recall = so["per_class_recall"]
+    found = any(f.kind == "second-order" for f in report.findings)
+    draw.rectangle([x0, y0, x0 + w, y0 + h], outline=(0, 0, 0))
+    bw = w / max(len(recall), 1)
+    for c, v in enumerate(recall):
+        draw.rectangle([x0 + c * bw + 2, y0 + h - v * h, x0 + (c + 1) * bw - 2, y0 + h],
+                       fill=_RED if found else _GREY)
+        # full names, on two staggered lines so that neighbours do not overlap
+        draw.text((x0 + c * bw + 2, y0 + h + 4 + (c % 2) * (_FONT + 2)), report.classes[c][:18], fill=(0, 0, 0),
+                  font=font)
+    for value, colour, name in ((so["threshold"], (0, 0, 0), "threshold"),
+                                (float(np.mean(so["null_accuracy"])) if so["null_accuracy"] else 0.0, _BLUE,
+                                 "relabelled")):
+        yy = y0 + h - value * h
+        for xx in range(x0, x0 + w, 8):
+            draw.line([xx, yy, min(xx + 4, x0 + w), yy], fill=colour)
+        draw.text((x0 + w + 4, yy - 7), f"{name} {value:.0%}", fill=colour, font=font)
+    draw.text((x0, y0 - _FONT - 4), f"second-order: held-out recall per class (all {so['heldout_accuracy']:.0%})",
+              fill=(0, 0, 0), font=font)
+
+
 def draw_report(report: AuditReport, *, scale: int = 4, title: str | None = None) -> Image.Image:
     """The figure for ``report`` (see the module docstring)."""
     font = _font(_FONT)
@@ -211,4 +239,5 @@ def draw_report(report: AuditReport, *, scale: int = 4, title: str | None = None
         if "set" in report.curves:
             series.append(("set", report.curves["set"].heldout, _RED))
         _curves(draw, label_w, y0, 360, plot_h - 20, series, report.thresholds.separability, font)
+        _second_order_bars(draw, report, label_w + 620, y0, 500, plot_h - 40, font)
     return img
