@@ -4,8 +4,10 @@
 subset and its JPEG-compressed, blurred and noised forms; OPS, k-pixel OPS, EM and CIFAR-10-S built
 by the package; planted class-wise noise, patches and pixels) and prints the largest value seen
 without a shortcut and the smallest with one. Each threshold below sits between the two (see
-``docs/audit.md`` for the numbers and the held-out detection table). Change one only with a new
-calibration run.
+``docs/audit.md`` for the numbers and the held-out detection table). The thresholds of partial
+pixels, recurring windows and second-order noise come from ``audit_calibration.py --v2`` (sets made
+from the subset; AR noise and the other held-out kinds were not used to set them). Change one only
+with a new calibration run.
 """
 
 from __future__ import annotations
