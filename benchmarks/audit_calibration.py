@@ -267,17 +267,209 @@ def class_size_table(x: np.ndarray, y: np.ndarray, sizes: list[int], seeds: int 
     return lines
 
 
+# --- second generation: partial poisoning, shortcuts that move, second-order noise, per-image AUROC --
+
+V2_KINDS = ("pixel", "recurring-window", "second-order", "patch", "class-pattern", "linear-separable")
+
+
+def v2_corpus(x: np.ndarray, y: np.ndarray, tx: np.ndarray, ty: np.ndarray) -> list[tuple[str, str, bool, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
+    """(name, split, shortcut?, make) for the sets of the second calibration: made from the subset only."""
+    ops = lambda: apply_shortcuts(x, y, search_shortcuts(x, y))  # noqa: E731
+    ops_mid = lambda: apply_shortcuts(x, y, search_shortcuts(x, y, pixels_per_class=2))  # noqa: E731
+
+    def part(make: Callable[[], np.ndarray], ratio: float, seed: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        return lambda: (synthetic.partial(make(), x, synthetic.poison_share(y, ratio, seed)), y)
+
+    def same(make: Callable[[], np.ndarray]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        return lambda: (make(), y)
+
+    return [
+        # calibration, no shortcut (thresholds sit above every value here)
+        ("clean", "calibration", False, same(lambda: x)),
+        ("JPEG q75", "calibration", False, same(lambda: synthetic.jpeg(x, 75))),
+        ("Gaussian blur r=1", "calibration", False, same(lambda: synthetic.blur(x, 1.0))),
+        ("uniform noise ±8, seed 1", "calibration", False, same(lambda: synthetic.uniform_noise(x, 8, 1))),
+        ("Gaussian noise 16/255, seed 1", "calibration", False, same(lambda: synthetic.gaussian_noise(x, 16, 1))),
+        ("translation ±4 (zero fill), seed 1", "calibration", False, same(lambda: synthetic.translate(x, 4, 1))),
+        ("random 3x3 patch per image, seed 1", "calibration", False, same(lambda: synthetic.random_patches(x, 3, 1))),
+        # calibration, shortcut (thresholds sit below)
+        ("OPS on 25% of each class, seed 1", "calibration", True, part(ops, 0.25, 1)),
+        ("solid 3x3 patch moving, 25%, seed 1", "calibration", True,
+         part(lambda: synthetic.moving_patch(x, y, 3, 1, solid=True), 0.25, 1)),
+        ("class-wise filtered noise L2=1, seed 1", "calibration", True,
+         same(lambda: synthetic.class_filtered_noise(x, y, 1.0, 1))),
+        ("class-wise filtered noise L2=0.5, seed 1", "calibration", True,
+         same(lambda: synthetic.class_filtered_noise(x, y, 0.5, 1))),
+        # held-out, no shortcut
+        ("clean test split (2,000)", "held-out", False, lambda: (tx, ty)),
+        ("grayscale", "held-out", False, same(lambda: synthetic.grayscale(x))),
+        ("brightness/contrast jitter 0.2, seed 2", "held-out", False, same(lambda: synthetic.jitter(x, seed=2))),
+        ("Gaussian noise 16/255, seed 2", "held-out", False, same(lambda: synthetic.gaussian_noise(x, 16, 2))),
+        ("translation ±4 + flip, seed 2", "held-out", False,
+         same(lambda: synthetic.flip(synthetic.translate(x, 4, 2), 2))),
+        ("random 3x3 patch per image, seed 2", "held-out", False, same(lambda: synthetic.random_patches(x, 3, 2))),
+        ("one of 5 random 3x3 patches per image, seed 2", "held-out", False,
+         same(lambda: synthetic.random_patches(x, 3, 2, pool=5))),
+        ("random 4x4 patch per image, seed 3", "held-out", False, same(lambda: synthetic.random_patches(x, 4, 3))),
+        # held-out, shortcut
+        ("OPS on 10% of each class, seed 2", "held-out", True, part(ops, 0.1, 2)),
+        ("OPS on 40% of each class, seed 2", "held-out", True, part(ops, 0.4, 2)),
+        ("2-pixel OPS on 10%, seed 3", "held-out", True, part(ops_mid, 0.1, 3)),
+        ("3x3 patch (random pixels) moving, 10%, seed 2", "held-out", True,
+         part(lambda: synthetic.moving_patch(x, y, 3, 2), 0.1, 2)),
+        ("4x4 patch moving, 100%, seed 3", "held-out", True, same(lambda: synthetic.moving_patch(x, y, 4, 3))),
+        ("exact 3x3 patch fixed, 10%, seed 2", "held-out", True,
+         part(lambda: synthetic.class_patch(x, y, 3, seed=2), 0.1, 2)),
+        ("AR noise L2=1 (Sandoval-Segura et al.), seed 2", "held-out", True,
+         same(lambda: synthetic.ar_noise(x, y, 1.0, 2))),
+        ("AR noise L2=0.5, seed 3", "held-out", True, same(lambda: synthetic.ar_noise(x, y, 0.5, 3))),
+    ]
+
+
+def v2_rows(x: np.ndarray, y: np.ndarray, tx: np.ndarray, ty: np.ndarray, only: str | None) -> list[dict[str, Any]]:
+    rows = []
+    for name, split, shortcut, make in v2_corpus(x, y, tx, ty):
+        if only and only not in name:
+            continue
+        images, labels = make()
+        t = time.perf_counter()
+        r = audit(images, labels)
+        m = r.measurements
+        th = DEFAULT_THRESHOLDS
+        row = {"name": name, "split": split, "shortcut": shortcut, "n": int(len(labels)),
+               "seconds": round(time.perf_counter() - t, 1), "findings": {f.kind: len(f.classes) for f in r.findings},
+               "pixel_strength": max(m["pixel"]["max_strength"]), "isolated": max(m["pixel"]["isolated_max_excess"]),
+               "window": max(m["windows"]["excess"]), "second_order": m["second_order"]["heldout_accuracy"],
+               "second_order_bar": m["second_order"]["threshold"],
+               "pattern": max(m["pattern"]["effect"]),
+               "patch": max([0.0] + [e for e, sh in zip(m["pattern"]["window_effect"], m["pattern"]["window_share"])
+                                     if sh >= th.patch_share]),
+               "linear": m["linear"]["heldout_accuracy"]}
+        rows.append(row)
+        print(f"{name}: {row['findings'] or 'nothing'} ({row['seconds']} s)", flush=True)
+    return rows
+
+
+#: kind -> how to poison every image (the AUROC table)
+def auroc_kinds(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    return {
+        "OPS (onepixel search)": lambda: apply_shortcuts(x, y, search_shortcuts(x, y)),
+        "3x3 patch moving (random pixels), seed 4": lambda: synthetic.moving_patch(x, y, 3, 4),
+        "AR noise L2=1, seed 4": lambda: synthetic.ar_noise(x, y, 1.0, 4),
+        "class-wise noise ±8, seed 4": lambda: synthetic.class_noise(x, y, 8, seed=4),
+        "blended 4x4 patch a=0.5 (fixed place), seed 4": lambda: synthetic.class_patch(x, y, 4, seed=4, alpha=0.5),
+    }
+
+
+def auroc_rows(x: np.ndarray, y: np.ndarray, ratios: tuple[float, ...], only: str | None) -> list[dict[str, Any]]:
+    """Per kind and ratio: the verdict, the kinds found, and the per-image AUROC of the scores
+    (at 100%: the poisoned images' scores against the same images' scores in the clean set's audit)."""
+    from cifar10s.auditing.scores import auroc
+
+    clean = audit(x, y)
+    out = []
+    for kind, make in auroc_kinds(x, y).items():
+        if only and only not in kind:
+            continue
+        poisoned = make()
+        for ratio in ratios:
+            mask = synthetic.poison_share(y, ratio, seed=7)
+            r = audit(synthetic.partial(poisoned, x, mask), y)
+            if mask.all():
+                a = auroc(np.r_[np.ones(len(y), bool), np.zeros(len(y), bool)], np.r_[r.scores, clean.scores])
+            else:
+                a = auroc(mask, r.scores)
+            row = {"kind": kind, "ratio": ratio, "flagged": r.shortcut_found, "findings": sorted({f.kind for f in r.findings}),
+                   "score_kinds": r.score_kinds, "auroc": round(a, 4)}
+            print(row, flush=True)
+            out.append(row)
+    return out
+
+
+def print_v2(rows: list[dict[str, Any]], aurocs: list[dict[str, Any]]) -> None:
+    th = DEFAULT_THRESHOLDS
+    stats = [("isolated", "isolated-pixel excess", th.isolated_excess), ("window", "recurring-window excess",
+             th.window_excess), ("second_order", "second-order accuracy", th.second_order)]
+    print("\n| statistic | largest, calibration sets without a shortcut | smallest, calibration sets it is meant to catch | threshold |")
+    print("| --- | --- | --- | --- |")
+    intended = {"isolated": "OPS", "window": "moving", "second_order": "filtered"}
+    for key, label, value in stats:
+        neg = [r[key] for r in rows if r["split"] == "calibration" and not r["shortcut"]]
+        pos = [r[key] for r in rows if r["split"] == "calibration" and r["shortcut"] and intended[key] in r["name"]]
+        print(f"| {label} | {max(neg):.4g} | {min(pos):.4g} | {value} |" if neg and pos else f"| {label} | - | - | {value} |")
+    for split in ("calibration", "held-out"):
+        print(f"\n### {split}\n")
+        print("| set (images) | shortcut? | flagged | findings (classes) | isolated pixel | recurring window | "
+              "second-order | pattern | patch | linear probe | seconds |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            if r["split"] != split:
+                continue
+            flagged = bool(r["findings"])
+            found = ", ".join(f"{k} {v}" for k, v in r["findings"].items()) or "-"
+            print(f"| {r['name']} ({r['n']}) | {'yes' if r['shortcut'] else 'no'} | "
+                  f"{'**yes**' if flagged else 'no'}{'' if flagged == r['shortcut'] else ' (WRONG)'} | {found} | "
+                  f"{r['isolated']:.3f} | {r['window']:.3f} | {r['second_order']:.3f} | {r['pattern']:.2f} | "
+                  f"{r['patch']:.2f} | {r['linear']:.3f} | {r['seconds']} |")
+    if aurocs:
+        ratios = sorted({a["ratio"] for a in aurocs})
+        print("\n| kind | " + " | ".join(f"{int(q * 100)}%" for q in ratios) + " |")
+        print("| --- | " + " | ".join("---" for _ in ratios) + " |")
+        for kind in dict.fromkeys(a["kind"] for a in aurocs):
+            cells = []
+            for q in ratios:
+                [a] = [a for a in aurocs if a["kind"] == kind and a["ratio"] == q]
+                cells.append(f"{a['auroc']:.3f} ({'/'.join(a['score_kinds']) if a['flagged'] else 'not flagged'})")
+            print(f"| {kind} | " + " | ".join(cells) + " |")
+
+
+def write_pictures(archive: Path, folder: Path) -> None:
+    from cifar10s.auditing.picture import draw_report
+    from cifar10s.show import save_png
+
+    src = from_cifar10(archive)
+    x, y = src.images, src.labels
+    sets = {"audit-moving-patch.png": ("3x3 patch at random places on 25% of each class (seed 4)",
+                                       synthetic.partial(synthetic.moving_patch(x, y, 3, 4), x,
+                                                         synthetic.poison_share(y, 0.25, 7))),
+            "audit-ar-noise.png": ("AR class-wise noise, L2 = 1 (seed 4)", synthetic.ar_noise(x, y, 1.0, 4))}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (title, images) in sets.items():
+        report = audit(images, y, classes=src.classes, reference=(x, y))
+        save_png(draw_report(report, title=f"cifar10s audit: {title}"), folder / name)
+        print(f"wrote {folder / name}: {report.summary().splitlines()[0]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cifar10", type=Path, required=True, help="the CIFAR-10 archive the variants were built from")
-    p.add_argument("--root", type=Path, required=True, help="root holding ops-k1, ops-k3, em and cifar10s")
+    p.add_argument("--root", type=Path, default=Path("data-audit"), help="root holding ops-k1, ops-k3, em and cifar10s")
     p.add_argument("--em-root", type=Path, default=None, help="root holding a second EM build and its clean set")
     p.add_argument("--json", type=Path, default=None, help="write every row here")
     p.add_argument("--only", default=None, help="run only the sets whose name contains this")
     p.add_argument("--from-json", type=Path, default=None, help="print the tables of an earlier run's rows")
     p.add_argument("--class-sizes", type=int, nargs="*", default=None,
                    help="instead: audit random clean subsets with this many images per class (12 each)")
+    p.add_argument("--v2", action="store_true",
+                   help="instead: the second calibration (partial poisoning, moving patches, second-order noise, "
+                        "clean transformations) and the per-image AUROC table; no built variants needed")
+    p.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.25, 0.5, 1.0], help="poison ratios (--v2)")
+    p.add_argument("--pictures", type=Path, default=None,
+                   help="instead: write the docs' example pictures (a moving 3x3 patch on 25%% of each class, AR "
+                        "noise) into this folder")
     args = p.parse_args()
+    if args.pictures:
+        write_pictures(args.cifar10, args.pictures)
+        return
+    if args.v2:
+        src = from_cifar10(args.cifar10)
+        assert src.test is not None
+        rows = v2_rows(src.images, src.labels, src.test.images, src.test.labels, args.only)
+        aurocs = auroc_rows(src.images, src.labels, tuple(args.ratios), args.only) if args.ratios else []
+        if args.json:
+            args.json.write_text(json.dumps({"rows": rows, "auroc": aurocs}, indent=1))
+        print_v2(rows, aurocs)
+        return
     if args.from_json:
         print_tables(json.loads(args.from_json.read_text()))
         return

@@ -106,14 +106,15 @@ def test_small_classes_get_no_pattern_claim_but_the_probe_still_sees_noise(small
     xs, ys = np.ascontiguousarray(x[idx]), y[idx]
     assert audit(xs, ys, learnability=False).findings == []
     report = audit(synthetic.class_noise(xs, ys, 8, seed=3), ys, epochs=4)
-    assert _kinds(report) == ["linear-separable"]
+    # the fixed pattern also changes each class's local correlations (second-order); no class mean claim
+    assert "linear-separable" in _kinds(report) and not {"class-pattern", "patch"} & set(_kinds(report))
     assert "no pattern or patch claim" in report.summary()
 
 
 def test_exact_patch_is_a_patch_with_its_box(small):
     x, y = small
     report = audit(synthetic.class_patch(x, y, size=3, seed=4), y, learnability=False)
-    assert _kinds(report) == ["patch"]
+    assert _kinds(report) == ["patch", "recurring-window"]  # the window detector ignores where it sits
     rng = np.random.default_rng(4)  # the same draws as class_patch
     rng.integers(0, 256, (10, 3))
     corners = rng.integers(0, [30, 30], (10, 2))

@@ -33,6 +33,7 @@ class LearningCurve:
     train: tuple[float, ...]
     heldout: tuple[float, ...]
     predictions: np.ndarray | None = field(default=None, repr=False, compare=False)  # last epoch, held-out set
+    own_probability: np.ndarray | None = field(default=None, repr=False, compare=False)  # of each held-out label
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"train": [round(v, 4) for v in self.train], "heldout": [round(v, 4) for v in self.heldout]}
@@ -127,9 +128,15 @@ def fit_linear(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray, eva
                 v += (1 - beta2) * g * g
                 p -= (lr / (1 - beta1 ** step)) * m / (np.sqrt(v / (1 - beta2 ** step)) + eps)
         train_acc.append(hits / max(len(yt), 1))
-        predictions = (xe @ params[0] + params[1]).argmax(axis=1) if len(ye) else np.zeros(0, dtype=np.int64)
+        logits = xe @ params[0] + params[1]
+        predictions = logits.argmax(axis=1) if len(ye) else np.zeros(0, dtype=np.int64)
         heldout_acc.append(float((predictions == ye).mean()) if len(ye) else float("nan"))
-    return LearningCurve(tuple(train_acc), tuple(heldout_acc), predictions)
+    own = np.zeros(0)
+    if len(ye) and epochs:
+        logits = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        own = p[np.arange(len(ye)), ye] / p.sum(axis=1)
+    return LearningCurve(tuple(train_acc), tuple(heldout_acc), predictions, own)
 
 
 def perturbation_stats(images: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> Perturbation:

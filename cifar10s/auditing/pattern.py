@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["PatternScan", "high_pass", "scan_patterns"]
+__all__ = ["PatternScan", "high_pass", "pattern_scores", "scan_patterns"]
 
 
 def high_pass(images: np.ndarray) -> np.ndarray:
@@ -189,3 +189,28 @@ def scan_patterns(images: np.ndarray, labels: np.ndarray, num_classes: int, *, w
     shape = (num_classes, h, w, c)
     return PatternScan(delta=delta[0].reshape(shape), floor=floor.reshape(shape), counts=counts, window=window,
                        null_delta=delta[1:].reshape(len(labellings) - 1, *shape) if null_rounds else None)
+
+
+def pattern_scores(images: np.ndarray, labels: np.ndarray, scan: PatternScan, chunk: int = 4096) -> np.ndarray:
+    """(N,) per image: the projection of its high-pass residual (grey levels) on its class's
+    pattern (``delta`` over the scan's valid pixels), in standard deviations of that projection for
+    images without the pattern (from the pooled within-class variance)."""
+    k = scan.delta.shape[0]
+    valid = scan._valid[..., None]
+    pattern = (scan.delta * valid).reshape(k, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noise = np.where(np.isfinite(scan.floor), scan.floor, 0).reshape(k, -1)
+        n = np.maximum(scan.counts, 1).astype(np.float64)
+        within = noise / np.where(scan.counts > 0, 1 / n - 1 / n.sum(), np.inf)[:, None]
+    sd = np.sqrt((pattern ** 2 * within).sum(axis=1))
+    sd[sd == 0] = np.inf
+    out = np.empty(len(labels))
+    total = np.zeros(pattern.shape[1])
+    for start in range(0, len(labels), chunk):
+        r = high_pass(images[start:start + chunk]).reshape(-1, pattern.shape[1]).astype(np.float32) / np.float32(9)
+        lab = labels[start:start + chunk]
+        out[start:start + chunk] = np.einsum("nd,nd->n", r, pattern[lab].astype(np.float32))
+        total += r.sum(axis=0, dtype=np.float64)
+    # centred on the overall mean residual's projection (what an image without the pattern gives)
+    offset = pattern @ (total / max(len(labels), 1))
+    return (out - offset[labels]) / sd[labels]

@@ -6,7 +6,7 @@ Kept apart from :mod:`.verdict`: the detectors that read each image once come fi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,14 +37,25 @@ def _per_class_recall(curve_pred: np.ndarray, labels: np.ndarray, k: int) -> np.
 
 
 def _probe(images: np.ndarray, labels: np.ndarray, k: int, *, seed: int, epochs: int, progress: bool,
-           drop: np.ndarray | None = None, desc: str = "linear probe") -> tuple[LearningCurve, np.ndarray]:
+           drop: np.ndarray | None = None, desc: str = "linear probe") -> tuple[LearningCurve, np.ndarray, Any]:
+    """The probe's curve, the held-out labels, and a function giving every image the probability of
+    its own label from the half it was not trained on (a second fit, the halves swapped)."""
     tr, te = stratified_halves(labels, seed)
     feats = image_features(images, "highpass")
     if drop is not None and drop.size:
         feats[:, drop] = 0.0
     curve = fit_linear(feats[tr], labels[tr], feats[te], labels[te], num_classes=k, epochs=epochs, seed=seed,
                        progress=progress, desc=desc)
-    return curve, labels[te]
+
+    def own_probability() -> np.ndarray:
+        back = fit_linear(feats[te], labels[te], feats[tr], labels[tr], num_classes=k, epochs=epochs, seed=seed,
+                          progress=progress, desc=desc + " (halves swapped)")
+        out = np.zeros(len(labels))
+        out[te] = curve.own_probability
+        out[tr] = back.own_probability
+        return out
+
+    return curve, labels[te], own_probability
 
 
 #: Each class needs this many images (two per half) before the probes run.
@@ -73,7 +84,8 @@ def run_probes(report: AuditReport, images: np.ndarray, labels: np.ndarray, k: i
         m["linear"] = {"skipped": f"a class has fewer than {MIN_IMAGES_PER_CLASS} images"}
         return
     drop = _explained_columns(by_class, images.shape[1:])
-    curve, held_labels = _probe(images, labels, k, seed=seed, epochs=epochs, progress=progress, drop=drop)
+    curve, held_labels, own_probability = _probe(images, labels, k, seed=seed, epochs=epochs, progress=progress,
+                                                 drop=drop)
     report.curves["set"] = curve
     acc = curve.heldout[-1]
     chance = _chance(held_labels)
@@ -88,6 +100,8 @@ def run_probes(report: AuditReport, images: np.ndarray, labels: np.ndarray, k: i
             "summary": f"a linear model on high-pass features predicts {acc:.1%} of held-out labels after {epochs} "
                        f"epochs (threshold {bar:.0%}, chance {chance:.0%}; clean CIFAR-10 about 16%)",
             "heldout_accuracy": round(acc, 4), "masked_feature_columns": int(drop.size)}))
+        # per-image scores only where the probe found something: a second fit, the halves swapped
+        report.contributions["linear-separable"] = own_probability() / bar
     if reference is None:
         return
     ref_images, ref_labels, _ = check_training_set(reference[0], reference[1], k, where="reference")
@@ -95,7 +109,7 @@ def run_probes(report: AuditReport, images: np.ndarray, labels: np.ndarray, k: i
     if ref_counts[ref_counts > 0].min() < MIN_IMAGES_PER_CLASS:
         m["reference"] = {"skipped": f"a reference class has fewer than {MIN_IMAGES_PER_CLASS} images"}
         return
-    ref_curve, _ = _probe(ref_images, ref_labels, k, seed=seed, epochs=epochs, progress=progress,
+    ref_curve, _, _ = _probe(ref_images, ref_labels, k, seed=seed, epochs=epochs, progress=progress,
                              desc="reference probe")
     report.curves["reference"] = ref_curve
     m["reference"] = {"num_images": int(len(ref_labels)), "heldout_accuracy": round(ref_curve.heldout[-1], 4)}

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .pattern import PatternScan
 from .pixel import PixelScan
+from .scores import combine
 from .thresholds import Thresholds
+from .windows import WindowScan
 
 __all__ = ["AuditReport", "Finding"]
 
@@ -38,10 +42,31 @@ class AuditReport:
     pattern: PatternScan
     curves: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    windows: WindowScan | None = None
+    #: per detector kind: (N,) per-image evidence in units of its threshold, or a function computing
+    #: it only when needed (see :mod:`.scores`)
+    contributions: dict[str, Any] = field(default_factory=dict, repr=False)
+    scores: np.ndarray | None = field(default=None, repr=False)
+    score_kinds: list[str] = field(default_factory=list)
 
     @property
     def shortcut_found(self) -> bool:
         return bool(self.findings)
+
+    def finish_scores(self) -> None:
+        """Combine the contributions into :attr:`scores` (after every finding is in)."""
+        n = int(self.measurements["num_images"])
+        self.scores, self.score_kinds = combine(self.contributions, {f.kind for f in self.findings}, n)
+
+    def _scores_dict(self) -> dict[str, Any]:
+        if self.scores is None:
+            return {}
+        s = self.scores
+        top = np.argsort(-s, kind="stable")[:20]
+        return {"kinds": self.score_kinds, "from_findings": bool(self.findings),
+                "quantiles": {q: round(float(np.quantile(s, float(q))), 4) for q in ("0.5", "0.9", "0.99")},
+                "share_at_least_1": round(float((s >= 1).mean()), 4),
+                "top": [{"index": int(i), "score": round(float(s[i]), 4)} for i in top]}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +77,7 @@ class AuditReport:
             "curves": {k: v.to_dict() for k, v in self.curves.items()},
             "thresholds": self.thresholds.to_dict(),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "scores": self._scores_dict(),
         }
 
     def summary(self) -> str:
@@ -68,6 +94,15 @@ class AuditReport:
                              f"{px['col']}) colour {tuple(px['colour'])} in {px['share']:.1%} of the class, "
                              f"{px['other_share']:.1%} elsewhere")
         lines.append("measured (strongest class, threshold): " + "; ".join(self._measured()))
+        if "network" in self.measurements:
+            net = self.measurements["network"]
+            lines.append(f"network baseline (not part of the verdict; {net['seconds']} s): training accuracy "
+                         f"{' '.join(f'{a:.1%}' for a in net['train_accuracy'])} after {net['epochs']} epochs; "
+                         + ("above" if net["flagged"] else "below") + f" the {net['threshold']:.0%} of UDP (AAAI 2024)")
+        if self.scores is not None:
+            lines.append(f"per-image scores from {', '.join(self.score_kinds)}: {int((self.scores >= 1).sum())} "
+                         "image(s) at or above 1" if self.score_kinds else "per-image scores: 0 for every image "
+                         "(no finding)")
         return "\n".join(lines)
 
     def _measured(self) -> list[str]:
@@ -96,4 +131,14 @@ class AuditReport:
                        f"({th.perturbation_separability:.0%})")
         if "learnability_gap" in m:
             out.append(f"learnability gap {m['learnability_gap']['gap']:+.3f} ({th.learnability_gap})")
+        iso = top(m["pixel"]["isolated_max_excess"], th.min_class_images)
+        if iso is not None:
+            out.append(f"isolated pixel excess {iso:.3f} ({th.isolated_excess})")
+        if "windows" in m:
+            win = top(m["windows"]["excess"], th.min_class_images)
+            if win is not None:
+                out.append(f"recurring window excess {win:.3f} ({th.window_excess})")
+        if "second_order" in m:
+            so = m["second_order"]
+            out.append(f"second-order {so['heldout_accuracy']:.1%} ({so['threshold']:.0%}, null bar {so['null_bar']:.0%})")
         return out

@@ -4,8 +4,10 @@
 subset and its JPEG-compressed, blurred and noised forms; OPS, k-pixel OPS, EM and CIFAR-10-S built
 by the package; planted class-wise noise, patches and pixels) and prints the largest value seen
 without a shortcut and the smallest with one. Each threshold below sits between the two (see
-``docs/audit.md`` for the numbers and the held-out detection table). Change one only with a new
-calibration run.
+``docs/audit.md`` for the numbers and the held-out detection table). The thresholds of partial
+pixels, recurring windows and second-order noise come from ``audit_calibration.py --v2`` (sets made
+from the subset; AR noise and the other held-out kinds were not used to set them). Change one only
+with a new calibration run.
 """
 
 from __future__ import annotations
@@ -48,6 +50,18 @@ class Thresholds:
     perturbation_separability: float = 0.5
     # with clean test images: (reference - set) accuracy on them after the same short training
     learnability_gap: float = 0.1
+    # shares relative to what clean images show (partial poisoning): a class's share minus the other
+    # classes' share, less ``share_z`` standard errors of that difference, of images carrying
+    # an isolated exact pixel colour at a position / an exact recurring 3x3 window anywhere
+    share_z: float = 4.0
+    isolated_excess: float = 0.04
+    window_excess: float = 0.04
+    # second-order noise: held-out accuracy of the local-correlation classifier (ten balanced
+    # classes; scaled to other chance levels like the linear probe), which must also pass the
+    # relabelled null's mean plus ``null_margin`` standard deviations
+    second_order: float = 0.5
+    # optional network baseline (UDP, AAAI 2024): a set whose training accuracy passes this is flagged
+    network_train_accuracy: float = 0.7
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,16 +22,19 @@ Findings, one per kind, each naming the classes it concerns:
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..constants import CLASSES
-from .pattern import PatternScan, scan_patterns
+from .findings import isolated_pixels, second_order_finding, window_finding
+from .isolated import scan_isolated
+from .pattern import PatternScan, pattern_scores, scan_patterns
 from .pixel import PixelScan, PixelShortcut, scan_pixels
 from .report import AuditReport, Finding
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
 from .training_set import check_training_set
+from .windows import scan_windows
 
 __all__ = ["AuditReport", "Finding", "audit"]
 
@@ -62,10 +65,15 @@ def _is_patch(pixels: list[PixelShortcut]) -> bool:
     return len(pixels) >= 0.5 * area
 
 
-def _pixel_findings(scan: PixelScan, th: Thresholds) -> tuple[list[Finding], dict[int, list[PixelShortcut]]]:
+def _pixel_findings(scan: PixelScan, th: Thresholds,
+                    partial: Sequence[PixelShortcut] = ()) -> tuple[list[Finding], dict[int, list[PixelShortcut]]]:
+    """Pixels fixed in most of a class (``scan``) and isolated pixels on a share of it (``partial``)."""
     by_class: dict[int, list[PixelShortcut]] = {}
     for s in scan.shortcuts(th.pixel_share, th.pixel_strength, th.min_class_images):
         by_class.setdefault(s.label, []).append(s)
+    for s in partial:
+        if not any((p.row, p.col) == (s.row, s.col) for p in by_class.get(s.label, [])):
+            by_class.setdefault(s.label, []).append(s)
     pixel = {k: v for k, v in by_class.items() if not _is_patch(v)}
     patch = {k: v for k, v in by_class.items() if _is_patch(v)}
     out = []
@@ -88,6 +96,17 @@ def _pixel_findings(scan: PixelScan, th: Thresholds) -> tuple[list[Finding], dic
             {"summary": f"{len(patch)} class(es) carry an exact patch", "exact": True, "boxes": boxes},
         ))
     return out, by_class
+
+
+def flagged_pixel_scores(images: np.ndarray, labels: np.ndarray, by_class: dict[int, list[PixelShortcut]]) -> np.ndarray:
+    """(N,) per image: twice the share of its class's flagged pixels whose colour it carries (so
+    carrying half of them or more scores at least 1, the unit of every detector's threshold)."""
+    out = np.zeros(len(labels))
+    for k, pixels in by_class.items():
+        sel = np.flatnonzero(labels == k)
+        got = sum((images[sel, p.row, p.col] == np.array(p.colour, dtype=np.uint8)).all(axis=1) for p in pixels)
+        out[sel] = 2 * np.asarray(got, dtype=np.float64) / len(pixels)
+    return out
 
 
 def _explained_mask(scan: PatternScan, by_class: dict[int, list[PixelShortcut]]) -> np.ndarray:
@@ -165,7 +184,7 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
           num_classes: int | None = None, reference: tuple[np.ndarray, np.ndarray] | None = None,
           test: tuple[np.ndarray, np.ndarray] | None = None, learnability: bool = True, seed: int = 0,
           epochs: int = PROBE_EPOCHS, thresholds: Thresholds = DEFAULT_THRESHOLDS,
-          progress: bool = False) -> AuditReport:
+          progress: bool = False, network: bool = False) -> AuditReport:
     """Audit a training set for shortcuts.
 
     Args:
@@ -176,32 +195,77 @@ def audit(images: np.ndarray, labels: np.ndarray | Sequence[int], *, classes: Se
         test: clean test images ``(images, labels)`` for the learnability gap (needs ``reference``).
         learnability: run the linear probes (the slow part: about 1-3 s per 10,000 images on a CPU).
         seed: every random choice (splits, initialization, batch order) derives from it.
+        network: also train a small network on the set (the learnability baseline; torch, slower),
+            reported beside the verdict with its own time.
+
+    The report's ``scores`` hold one suspicion score per image (higher: more likely to carry a
+    shortcut; see :mod:`.scores`), ``score_kinds`` the findings they come from.
     """
     images, labels, k = check_training_set(images, labels, num_classes)
     names = _class_names(k, classes)
     th = thresholds
     seconds: dict[str, float] = {}
     measurements: dict[str, Any] = {"num_images": int(len(labels)), "class_counts": np.bincount(labels, minlength=k).tolist()}
+    contributions: dict[str, Callable[[], np.ndarray] | np.ndarray] = {}
 
     t = time.perf_counter()
     pixel_scan = scan_pixels(images, labels, k)
-    findings, by_class = _pixel_findings(pixel_scan, th)
+    iso_scan = scan_isolated(images, labels, k)
+    findings, by_class = _pixel_findings(pixel_scan, th, isolated_pixels(iso_scan, th))
     strength = pixel_scan.strength
+    iso_excess = iso_scan.excess(th.share_z)
     measurements["pixel"] = {"max_share": _round(pixel_scan.share.reshape(k, -1).max(axis=1)),
-                             "max_strength": _round(strength.reshape(k, -1).max(axis=1))}
+                             "max_strength": _round(strength.reshape(k, -1).max(axis=1)),
+                             "isolated_max_share": _round(iso_scan.share.reshape(k, -1).max(axis=1)),
+                             "isolated_max_excess": _round(iso_excess.reshape(k, -1).max(axis=1))}
+    def pixel_scores() -> np.ndarray:
+        return np.maximum(iso_scan.image_scores(images, labels, th.share_z) / th.isolated_excess,
+                          flagged_pixel_scores(images, labels, by_class))
+
+    contributions["pixel"] = pixel_scores
     seconds["pixel"] = time.perf_counter() - t
 
     t = time.perf_counter()
     pattern_scan = scan_patterns(images, labels, k, seed=seed)
     findings += _pattern_findings(pattern_scan, by_class, th, measurements)
+    def projection() -> np.ndarray:  # 4 standard deviations count 1
+        return pattern_scores(images, labels, pattern_scan.without(_explained_mask(pattern_scan, by_class))) / 4
+
+    contributions["class-pattern"] = projection
+    contributions["patch"] = lambda: np.maximum(projection(), pixel_scores())
     seconds["pattern"] = time.perf_counter() - t
 
-    report = AuditReport(findings, measurements, names, th, pixel_scan, pattern_scan, seconds=seconds)
+    t = time.perf_counter()
+    window_scan = scan_windows(images, labels, k)
+    found, contributions["recurring-window"] = window_finding(window_scan, labels, th, measurements)
+    findings += found
+    seconds["windows"] = time.perf_counter() - t
+
+    report = AuditReport(findings, measurements, names, th, pixel_scan, pattern_scan, seconds=seconds,
+                         windows=window_scan, contributions=contributions)
     if learnability:
-        from .probes import run_probes
+        from .probes import run_probes, scaled_bar
+        from .secondorder import scan_second_order
+
+        t = time.perf_counter()
+        counts = np.bincount(labels, minlength=k)
+        if counts[counts > 0].min() >= 4:
+            chance = float(counts.max() / counts.sum())
+            found, contributions["second-order"] = second_order_finding(
+                scan_second_order(images, labels, k, seed=seed), scaled_bar(th.second_order, chance), th, measurements)
+            report.findings += found
+        seconds["second_order"] = time.perf_counter() - t
 
         t = time.perf_counter()
         run_probes(report, images, labels, k, by_class, reference=reference, test=test, seed=seed,
                    epochs=epochs, progress=progress)
         seconds["learnability"] = time.perf_counter() - t
+    if network:
+        from .network import train_network
+
+        t = time.perf_counter()
+        measurements["network"] = train_network(images, labels, k, seed=seed, threshold=th.network_train_accuracy,
+                                                progress=progress)
+        seconds["network"] = time.perf_counter() - t
+    report.finish_scores()
     return report

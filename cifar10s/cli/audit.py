@@ -58,6 +58,9 @@ def _reference(args: argparse.Namespace) -> Any:
 def cmd_audit(args: argparse.Namespace) -> int:
     import os
 
+    if args.scores is not None and Path(args.scores).suffix != ".npy":
+        raise ValueError(f"--scores writes a .npy file; give a path ending in .npy (got {args.scores})")
+
     from ..auditing.verdict import audit
     from ..store import atomic_write_json
 
@@ -70,9 +73,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         else None, reference=(ref.images, ref.labels) if ref is not None else None,
         test=(test.images, test.labels) if (test is not None and ref is not None) else None,
         learnability=not args.fast, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
+        network=args.network,
     )
     print(f"audited {data.origin}" + (f" against {ref.origin}" if ref is not None else ""))
     print(report.summary())
+    if args.scores is not None:
+        import io
+
+        import numpy as np
+
+        from ..atomic import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(report.scores, dtype=np.float32), allow_pickle=False)
+        atomic_write_bytes(args.scores, buf.getvalue())
+        print(f"wrote {args.scores} ({len(report.scores)} per-image scores from "
+              f"{', '.join(report.score_kinds) or 'no detector'})")
     if args.json is not None:
         payload = report.to_dict()
         payload["source"] = data.origin
@@ -105,19 +121,29 @@ def add_audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-labels", type=Path, default=None, help="reference labels (.npy)")
     p.add_argument("--json", type=Path, default=None, help="write the verdict and all measurements here")
     p.add_argument("--out", type=Path, default=None, help="write the evidence picture (PNG) here")
-    p.add_argument("--fast", action="store_true", help="pixel and pattern detectors only (no linear probes)")
+    p.add_argument("--scores", type=Path, default=None,
+                   help="write one float32 suspicion score per image here (.npy, the input's order; higher = more "
+                        "likely to carry a shortcut, 1 = as strong as the weakest claimed; from the detectors that "
+                        "found something, named in the JSON under scores.kinds)")
+    p.add_argument("--fast", action="store_true",
+                   help="pixel, pattern and recurring-window detectors only (no second-order scan, no linear probes)")
+    p.add_argument("--network", action="store_true",
+                   help="also train a small network on the set and report its training accuracy beside the verdict "
+                        "(UDP's 0.7 criterion; needs torch; slower: tens of seconds per 10,000 images on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes' splits, initialization and batches")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "audit", "find the shortcut in a training set (pixel, patch, class-wise, sample-wise)",
+    p = add_command(sub, "audit", "find the shortcut in a training set (pixel, patch, moving patch, class-wise, second-order, sample-wise)",
                     "Check a training set for shortcuts that let a model learn nothing useful: pixels fixed per "
-                    "class (OPS), patches and class-wise patterns, and sample-wise noise that a linear model "
-                    "separates (error-minimizing noise). Prints the verdict with its evidence; exit code 0 "
-                    "whatever the verdict, 1 on an error.",
+                    "class (OPS, also on a share of each class), patches and class-wise patterns, patches pasted "
+                    "at random places (recurring windows), class-wise autoregressive noise (second-order), and "
+                    "sample-wise noise that a linear model separates (error-minimizing noise). Prints the verdict "
+                    "with its evidence; --scores writes a suspicion score per image; exit code 0 whatever the "
+                    "verdict, 1 on an error.",
                     "cifar10s audit --root data --variant cifar10s --reference-variant clean --json audit.json "
-                    "--out audit.png")
+                    "--out audit.png --scores scores.npy")
     add_audit_args(p)
     p.set_defaults(func=cmd_audit)
 
