@@ -83,8 +83,9 @@ def _source_path(folder: Path) -> str | None:
     return origin if isinstance(origin, str) and os.path.isabs(origin) and os.path.exists(origin) else None
 
 
-def repair_call(folder: str | os.PathLike[str]) -> str:
-    """The Python call that repairs ``folder``: fetch it again if it was fetched, else rebuild it."""
+def repair_call(folder: str | os.PathLike[str], *, source_folder: str | os.PathLike[str] | None = None) -> str:
+    """The Python call that repairs ``folder``: fetch it again if it was fetched, else rebuild it
+    (from the CIFAR-10 copy ``source_folder`` was built from, when given: default ``folder``)."""
     folder = Path(folder)
     where = _root_and_name(folder)
     parsed = _spec_args(where[1]) if where else None
@@ -97,7 +98,7 @@ def repair_call(folder: str | os.PathLike[str]) -> str:
                 f"revision={fetched['revision']!r})")
     kind, kwargs = parsed
     spec = ", ".join([repr(kind), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    source = _source_path(folder)
+    source = _source_path(Path(source_folder) if source_folder is not None else folder)
     cifar10 = f", cifar10={source!r}" if source else ""
     return f"{_BUILD}({root!r}, cifar10s.VariantSpec({spec}){cifar10}, force=True)"
 

@@ -11,7 +11,7 @@ its schema is checked (plain file names inside the folder, typed entries), every
 be a regular file, not a link, whose ``.npy`` header agrees with the manifest, and the arrays must
 mean what the package expects (uint8 images (N, 32, 32, 3), int64 labels (N,) in 0..9).
 
-It is one module (about 450 lines) because the on-disk layout and its validation are one
+It is one module (about 480 lines) because the on-disk layout and its validation are one
 contract: every writer and reader of a variant folder goes through it (most through its typed
 face, :mod:`cifar10s.folder`). Atomic writes are :mod:`cifar10s.atomic`'s, re-exported here.
 """
