@@ -39,8 +39,8 @@ def _root_and_name(folder: Path) -> tuple[str, str] | None:
     return str(folder.parent.parent), folder.name
 
 
-def _fetch_record(folder: Path) -> dict[str, str] | None:
-    """The manifest's ``fetched_from`` (repo_id, commit or revision), if it is readable and well formed."""
+def _manifest(folder: Path) -> Mapping[str, Any] | None:
+    """``folder``'s manifest as JSON, or None when it is missing, a link, oversized or unreadable."""
     try:
         path = folder / _MANIFEST
         if path.is_symlink() or path.stat().st_size > _MAX_MANIFEST_BYTES:
@@ -48,7 +48,13 @@ def _fetch_record(folder: Path) -> dict[str, str] | None:
         manifest = strict_json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return None
-    record = manifest.get("fetched_from") if isinstance(manifest, Mapping) else None
+    return manifest if isinstance(manifest, Mapping) else None
+
+
+def _fetch_record(folder: Path) -> dict[str, str] | None:
+    """The manifest's ``fetched_from`` (repo_id, commit or revision), if it is readable and well formed."""
+    manifest = _manifest(folder)
+    record = manifest.get("fetched_from") if manifest is not None else None
     if not isinstance(record, Mapping):
         return None
     repo_id, revision = record.get("repo_id"), record.get("commit") or record.get("revision")
@@ -75,11 +81,8 @@ def _spec_args(name: str) -> tuple[str, dict[str, Any]] | None:
 
 def _source_path(folder: Path) -> str | None:
     """The CIFAR-10 copy the folder was built from, when it is still there (so a rebuild can use it)."""
-    try:
-        manifest = strict_json.loads((folder / _MANIFEST).read_bytes())
-        origin = manifest["source"]["origin"]
-    except (OSError, ValueError, RecursionError, KeyError, TypeError):
-        return None
+    source = (_manifest(folder) or {}).get("source")
+    origin = source.get("origin") if isinstance(source, Mapping) else None
     return origin if isinstance(origin, str) and os.path.isabs(origin) and os.path.exists(origin) else None
 
 

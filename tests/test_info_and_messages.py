@@ -130,6 +130,13 @@ def test_repair_of_a_fetched_folder_fetches_it_again(root):
     assert repair_call(root / "elsewhere" / "x") == "cifar10s.release.builders.build_variant(root, spec, force=True)"
     assert calls_to_commands("a; repair it with cifar10s.release.builders.build_variant(root, spec, force=True)") \
         == "a; repair it with `cifar10s build --variant VARIANT --root ROOT --force`"
+    # a root with brackets and a quote becomes one shell word; anything but literals is left alone
+    odd = "/tmp/a (b)/d'q"
+    call = f"cifar10s.release.builders.build_variant({odd!r}, cifar10s.VariantSpec('ops', pixels=3), force=True)"
+    assert calls_to_commands(f"bad; repair it with {call}. more") == (
+        "bad; repair it with `cifar10s build --variant ops --pixels 3 --root '/tmp/a (b)/d'\"'\"'q' --force`. more")
+    hostile = "cifar10s.release.builders.build_variant(__import__('os').getcwd(), cifar10s.VariantSpec('ops'), force=True)"
+    assert calls_to_commands(hostile) == hostile
 
 
 def test_build_without_a_source_says_each_way_once_in_each_face(tmp_path, capsys):
