@@ -196,12 +196,14 @@ def croissant_metadata(
     *,
     class_names: Sequence[str],
     url: str | None = None,
+    published: _dt.date | None = None,
 ) -> dict[str, Any]:
     """The Croissant JSON-LD of a release.
 
     ``manifests``: the public manifest of each variant folder; ``parquet``: the Parquet copy
     (:func:`cifar10s.hub.parquet.write_release_parquet`); ``files``: ``{path in the release:
-    (sha256, bytes)}`` of every file to list; ``url``: where the release lives, if known.
+    (sha256, bytes)}`` of every file to list; ``url``: where the release lives, if known;
+    ``published``: the day it is written or uploaded (default: today, UTC).
     """
     if not manifests or not parquet:
         raise ValueError("Croissant metadata needs the variants' manifests and their Parquet copy")
@@ -250,6 +252,7 @@ def croissant_metadata(
     }
     if url:
         meta["url"] = url
-    if created:
-        meta["datePublished"] = _dt.datetime.fromtimestamp(max(created), _dt.timezone.utc).strftime("%Y-%m-%d")
+    if created:  # the newest build among the variants
+        meta["dateCreated"] = _dt.datetime.fromtimestamp(max(created), _dt.timezone.utc).strftime("%Y-%m-%d")
+    meta["datePublished"] = (published or _dt.datetime.now(_dt.timezone.utc).date()).isoformat()
     return meta
