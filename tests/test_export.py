@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cifar10s import CIFAR10S, NotBuiltError
-from cifar10s.cli import main
+from cifar10s.cli.main import main
 from cifar10s.hub.client import write_release
 from cifar10s.hub.croissant import CROISSANT
 from cifar10s.store import IntegrityError, data_dir
