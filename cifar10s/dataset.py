@@ -120,11 +120,10 @@ class CIFAR10S(VisionDataset):
         repo_id, revision = repo_id or DEFAULT_REPO_ID, revision or DEFAULT_REVISION
         try:
             fetch_variant(self.root, spec.folder_name, repo_id=repo_id, revision=revision)
-        except HubUnavailable as exc:
-            reason = exc.problem.split(";")[0].split(". ")[0][:100]
-            slow = " (EM: hours on a GPU)" if spec.uses_em else ""
-            warnings.warn(f"{repo_id}@{revision} not fetched ({reason}); building {spec.folder_name} locally{slow}",
-                          stacklevel=3)
+        except HubUnavailable as exc:  # its problem names the release, the full address and why, on one line
+            slow = " (EM noise: hours on a GPU)" if spec.uses_em else ""
+            warnings.warn(f"{' '.join(exc.problem.split()).rstrip('.')}; building {spec.folder_name} locally "
+                          f"instead{slow}", stacklevel=3)
 
     @staticmethod
     def _other_source(folder: Path, cifar10: str | os.PathLike[str] | None) -> bool:

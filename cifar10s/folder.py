@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import Remedy
+from .repair import repair_call
 from .store import (
     MANIFEST,
     TRAIN_IMAGES,
@@ -241,6 +242,6 @@ def require_same_source(variant: VariantFolder, clean: VariantFolder) -> None:
     """Train and test must come from one CIFAR-10 copy: the one place their fingerprints are compared."""
     if variant.source.fingerprint != clean.source.fingerprint:
         raise IntegrityError(
-            f"{variant.path} was built from a different CIFAR-10 source than {clean.path}; rebuild it "
-            "(cifar10s build --force) so train and test come from the same data."
+            f"{variant.path} was built from a different CIFAR-10 source than {clean.path}, so train and test "
+            f"do not come from the same data; rebuild it with {repair_call(variant.path, source_folder=clean.path)}"
         )

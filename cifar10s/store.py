@@ -11,7 +11,7 @@ its schema is checked (plain file names inside the folder, typed entries), every
 be a regular file, not a link, whose ``.npy`` header agrees with the manifest, and the arrays must
 mean what the package expects (uint8 images (N, 32, 32, 3), int64 labels (N,) in 0..9).
 
-It is one module (about 450 lines) because the on-disk layout and its validation are one
+It is one module (about 480 lines) because the on-disk layout and its validation are one
 contract: every writer and reader of a variant folder goes through it (most through its typed
 face, :mod:`cifar10s.folder`). Atomic writes are :mod:`cifar10s.atomic`'s, re-exported here.
 """
@@ -42,6 +42,7 @@ from .atomic import atomic_file, atomic_write_bytes, atomic_write_json, current_
 from .constants import DATA_FORMAT_VERSION, IMAGE_SHAPE, NUM_CLASSES
 from .errors import ActionableError
 from .errors import Cifar10sError
+from .repair import repair_call
 
 if TYPE_CHECKING:
     from .variants import VariantSpec
@@ -125,11 +126,15 @@ _LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "variant": ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)),
     "evaluation-set": ((EVAL_IMAGES, EVAL_LABELS),),
 }
-_REBUILD = "rebuild it with --force"
+
+
+def _rebuild(path: str | os.PathLike[str]) -> str:
+    """How to repair the variant folder holding ``path`` (a file of it or its manifest), in Python."""
+    return f"repair it with {repair_call(Path(path).parent)}"
 
 
 def _bad(where: str, what: str) -> IntegrityError:
-    return IntegrityError(f"{where}: {what}; the manifest is corrupt or was edited, {_REBUILD}")
+    return IntegrityError(f"{where}: {what}; the manifest is corrupt or was edited, {_rebuild(where)}")
 
 
 def check_file_name(name: object, where: str) -> str:
@@ -187,21 +192,21 @@ def _check_arrays(files: Mapping[str, Any], where: str, layout: str = "variant")
             continue
         for n in (images, labels):
             if n not in files or "shape" not in files[n]:
-                raise IntegrityError(f"{where}: {n} is not listed as an array; {_REBUILD}")
+                raise IntegrityError(f"{where}: {n} is not listed as an array; {_rebuild(where)}")
         img, lab = files[images], files[labels]
         shape = img["shape"]
         if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE or shape[0] < 1 or _entry_dtype(images, img, where) != np.uint8:
             raise IntegrityError(
-                f"{where}: {images} must be uint8 of shape (N, 32, 32, 3), the manifest lists {_describe(img)}; {_REBUILD}"
+                f"{where}: {images} must be uint8 of shape (N, 32, 32, 3), the manifest lists {_describe(img)}; {_rebuild(where)}"
             )
         if lab["shape"] != [shape[0]] or _entry_dtype(labels, lab, where) != np.int64:
             raise IntegrityError(
                 f"{where}: {labels} must be int64 of shape ({shape[0]},) to match {images}, the manifest lists "
-                f"{_describe(lab)}; {_REBUILD}"
+                f"{_describe(lab)}; {_rebuild(where)}"
             )
     noise = files.get(EM_NOISE)
     if noise is not None and noise.get("shape") != files[pairs[0][0]]["shape"]:
-        raise IntegrityError(f"{where}: {EM_NOISE} must have the shape of {TRAIN_IMAGES}; {_REBUILD}")
+        raise IntegrityError(f"{where}: {EM_NOISE} must have the shape of {TRAIN_IMAGES}; {_rebuild(where)}")
 
 
 def validate_manifest(manifest: object, where: str, *, layout: str = "variant") -> dict[str, Any]:
@@ -212,12 +217,12 @@ def validate_manifest(manifest: object, where: str, *, layout: str = "variant") 
     ``labels.npy``, e.g. an exported shuffled set).
     """
     if not isinstance(manifest, dict):
-        raise IntegrityError(f"{where}: not a JSON object; {_REBUILD}")
+        raise IntegrityError(f"{where}: not a JSON object; {_rebuild(where)}")
     version = manifest.get("format_version")
     if type(version) is not int or version != DATA_FORMAT_VERSION:
         raise IntegrityError(
-            f"{where}: format version {repr(version)[:20]} is not {DATA_FORMAT_VERSION}; rebuild this variant "
-            "with this version of cifar10s (--force)"
+            f"{where}: format version {repr(version)[:20]} is not {DATA_FORMAT_VERSION}, the one this version of "
+            f"cifar10s reads; {_rebuild(where)}"
         )
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
@@ -246,15 +251,15 @@ def read_manifest(folder: str | os.PathLike[str], *, layout: str = "variant") ->
     path = Path(folder) / MANIFEST
     st = os.lstat(path)  # FileNotFoundError passes through: "not built" is not corruption
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
-        raise IntegrityError(f"{path}: not a regular file (a link or special file); delete the folder and {_REBUILD}")
+        raise IntegrityError(f"{path}: not a regular file (a link or special file); {_rebuild(path)}")
     if st.st_size > MAX_MANIFEST_BYTES:
-        raise IntegrityError(f"{path}: {st.st_size} bytes is far too large for a manifest; {_REBUILD}")
+        raise IntegrityError(f"{path}: {st.st_size} bytes is far too large for a manifest; {_rebuild(path)}")
     try:
         manifest = strict_json.loads(path.read_bytes())
     except FileNotFoundError:
         raise
     except (OSError, ValueError, RecursionError) as exc:
-        raise IntegrityError(f"{path}: unreadable manifest ({str(exc)[:200]}); {_REBUILD}") from exc
+        raise IntegrityError(f"{path}: unreadable manifest ({str(exc)[:200]}); {_rebuild(path)}") from exc
     return validate_manifest(manifest, str(path), layout=layout)
 
 
@@ -263,13 +268,13 @@ def _regular_file(f: Path) -> os.stat_result:
     try:
         st = os.lstat(f)
     except FileNotFoundError:
-        raise IntegrityError(f"{f} is listed in the manifest but missing; {_REBUILD}") from None
+        raise IntegrityError(f"{f} is listed in the manifest but missing; {_rebuild(f)}") from None
     if stat.S_ISLNK(st.st_mode):
         raise IntegrityError(
-            f"{f} is a symbolic link; built data never contains links, so delete the folder and {_REBUILD}"
+            f"{f} is a symbolic link; built data never contains links, so {_rebuild(f)}"
         )
     if not stat.S_ISREG(st.st_mode):
-        raise IntegrityError(f"{f} is not a regular file; {_REBUILD}")
+        raise IntegrityError(f"{f} is not a regular file; {_rebuild(f)}")
     return st
 
 
@@ -277,11 +282,15 @@ def read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran order, dtype) of an open ``.npy`` file (format 1.0 or 2.0), read before any
     of its data; a file in another format or with a malformed header raises ValueError."""
     version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fh)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(fh)
-    raise ValueError(f"unsupported .npy format version {version}")
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy format version {version}")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        return read(fh)
+    except (OSError, ValueError):
+        raise
+    except Exception as exc:  # numpy's header parser lets tokenize and parser errors of garbage bytes through
+        raise ValueError(f"malformed .npy header ({type(exc).__name__})") from exc
 
 
 def _check_npy(f: Path, entry: Mapping[str, Any], size: int) -> None:
@@ -291,15 +300,15 @@ def _check_npy(f: Path, entry: Mapping[str, Any], size: int) -> None:
             shape, fortran, dtype = read_npy_header(fh)
             offset = fh.tell()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise IntegrityError(f"{f}: not a readable .npy file ({str(exc)[:200]}); {_REBUILD}") from exc
+        raise IntegrityError(f"{f}: not a readable .npy file ({str(exc)[:200]}); {_rebuild(f)}") from exc
     if list(shape) != entry["shape"] or dtype != np.dtype(entry["dtype"]):
         raise IntegrityError(
-            f"{f}: {dtype.str}{tuple(shape)} does not match the manifest's {_describe(entry)}; {_REBUILD}"
+            f"{f}: {dtype.str}{tuple(shape)} does not match the manifest's {_describe(entry)}; {_rebuild(f)}"
         )
     if fortran:
-        raise IntegrityError(f"{f}: stored in Fortran order, cifar10s writes C order; {_REBUILD}")
+        raise IntegrityError(f"{f}: stored in Fortran order, cifar10s writes C order; {_rebuild(f)}")
     if offset + math.prod(shape) * dtype.itemsize != size:
-        raise IntegrityError(f"{f}: {size} bytes, but its header describes {offset + math.prod(shape) * dtype.itemsize}; {_REBUILD}")
+        raise IntegrityError(f"{f}: {size} bytes, but its header describes {offset + math.prod(shape) * dtype.itemsize}; {_rebuild(f)}")
 
 
 def _check_label_values(f: Path) -> None:
@@ -308,9 +317,9 @@ def _check_label_values(f: Path) -> None:
         labels = np.load(f, mmap_mode="r", allow_pickle=False)
         low, high = int(labels.min()), int(labels.max())
     except (OSError, ValueError) as exc:
-        raise IntegrityError(f"{f}: unreadable labels ({str(exc)[:200]}); {_REBUILD}") from exc
+        raise IntegrityError(f"{f}: unreadable labels ({str(exc)[:200]}); {_rebuild(f)}") from exc
     if low < 0 or high >= NUM_CLASSES:
-        raise IntegrityError(f"{f}: labels range over {low}..{high}, outside 0..{NUM_CLASSES - 1}; {_REBUILD}")
+        raise IntegrityError(f"{f}: labels range over {low}..{high}, outside 0..{NUM_CLASSES - 1}; {_rebuild(f)}")
 
 
 def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True,
@@ -319,25 +328,30 @@ def verify_folder(folder: str | os.PathLike[str], *, check_hashes: bool = True,
     of the listed size (and sha256), arrays whose header matches, labels in 0..9."""
     folder = Path(folder)
     manifest = read_manifest(folder, layout=layout)
-    files = manifest["files"]
-    for name, entry in files.items():
-        f = folder / name
-        size = _regular_file(f).st_size
-        if size != entry["bytes"]:
-            raise IntegrityError(f"{f} has {size} bytes, manifest says {entry['bytes']}; {_REBUILD}")
-        if check_hashes:
-            got = sha256_file(f)
-            if got != entry["sha256"]:
-                raise IntegrityError(
-                    f"{f}: sha256 {got[:16]}... does not match the manifest's {entry['sha256'][:16]}...; "
-                    "the file is corrupt or was modified. Rebuild with --force (or re-download)."
-                )
-        if "shape" in entry:
-            _check_npy(f, entry, size)
-    for _, labels in _LAYOUTS[layout]:
-        if labels in files:
-            _check_label_values(folder / labels)
+    for name in manifest["files"]:
+        check_listed_file(folder, name, manifest, check_hashes=check_hashes, layout=layout)
     return manifest
+
+
+def check_listed_file(folder: str | os.PathLike[str], name: str, manifest: Mapping[str, Any], *,
+                      check_hashes: bool = True, layout: str = "variant") -> None:
+    """One file of a validated manifest: regular, of the listed size (and sha256), its ``.npy``
+    header as listed, and for labels their values in 0..9."""
+    f, entry = Path(folder) / name, manifest["files"][name]
+    size = _regular_file(f).st_size
+    if size != entry["bytes"]:
+        raise IntegrityError(f"{f} has {size} bytes, manifest says {entry['bytes']}; {_rebuild(f)}")
+    if check_hashes:
+        got = sha256_file(f)
+        if got != entry["sha256"]:
+            raise IntegrityError(
+                f"{f}: sha256 {got[:16]}... does not match the manifest's {entry['sha256'][:16]}...; "
+                f"the file is corrupt or was modified; {_rebuild(f)}"
+            )
+    if "shape" in entry:
+        _check_npy(f, entry, size)
+    if name in {labels for _, labels in _LAYOUTS[layout]}:
+        _check_label_values(f)
 
 
 def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str, Any], *, mmap: bool = True) -> np.ndarray:
@@ -353,15 +367,15 @@ def load_array(folder: str | os.PathLike[str], name: str, manifest: Mapping[str,
         raise IntegrityError(f"{name} is not listed in {where}")
     entry = _check_entry(check_file_name(name, where), files[name], where)
     if "shape" not in entry:
-        raise IntegrityError(f"{where}: {name} is not listed as an array; {_REBUILD}")
+        raise IntegrityError(f"{where}: {name} is not listed as an array; {_rebuild(where)}")
     f = folder / name
     _check_npy(f, entry, _regular_file(f).st_size)
     try:
         arr = np.load(f, mmap_mode="c" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise IntegrityError(f"{f}: unreadable array ({str(exc)[:200]}); {_REBUILD}") from exc
+        raise IntegrityError(f"{f}: unreadable array ({str(exc)[:200]}); {_rebuild(f)}") from exc
     if list(arr.shape) != entry["shape"] or arr.dtype != np.dtype(entry["dtype"]):
-        raise IntegrityError(f"{name}: {arr.dtype.str}{arr.shape} does not match the manifest; {_REBUILD}")
+        raise IntegrityError(f"{name}: {arr.dtype.str}{arr.shape} does not match the manifest; {_rebuild(f)}")
     return arr
 
 

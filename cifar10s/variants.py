@@ -22,7 +22,8 @@ class VariantSpec:
     objective: str = "mean-std"
 
     def __post_init__(self) -> None:
-        check_choice("variant", self.kind, KINDS)
+        check_choice("variant", self.kind, KINDS,
+                     "(ops-kK or cifar10s-kK for K shortcut pixels per class, e.g. ops-k3)")
         check_choice("OPS objective", self.objective, OBJECTIVES)
         if not isinstance(self.pixels, int) or self.pixels < 1:
             raise ValueError(f"pixels must be a positive integer, got {self.pixels!r}")

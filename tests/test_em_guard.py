@@ -298,9 +298,9 @@ def test_dataset_passes_allow_slow_to_the_build(tiny_archive, tmp_path, monkeypa
     monkeypatch.setattr(client, "fetch_variant", offline)
     monkeypatch.setattr(budget, "probe_em", fake_probe(1000.0))
     monkeypatch.setattr(builders, "load_recipe", lambda recipe=None: tiny_recipe(stop_error=0.9))
-    with pytest.warns(UserWarning, match="not fetched"), pytest.raises(SlowBuildError):
+    with pytest.warns(UserWarning, match="building em locally instead"), pytest.raises(SlowBuildError):
         CIFAR10S(tmp_path, variant="em", download=True)
     assert not is_complete(variant_folder(tmp_path, VariantSpec("em")))
-    with pytest.warns(UserWarning, match="not fetched"):
+    with pytest.warns(UserWarning, match="building em locally instead"):
         ds = CIFAR10S(tmp_path, variant="em", download=True, allow_slow=True)
     assert len(ds) == 100 and ds.manifest["release_grade"] is True

@@ -17,6 +17,7 @@ changed both in the environment and, with monkeypatch, in ``huggingface_hub.cons
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -298,11 +299,12 @@ def test_dataset_download_fetches_the_pinned_release(hub, built, tmp_path, monke
     assert train.manifest["fetched_from"]["repo_id"] == DEFAULT_REPO_ID
 
 
-def test_dataset_download_falls_back_to_local_build_when_hub_is_down(tmp_path, monkeypatch):
+def test_dataset_download_falls_back_to_local_build_when_hub_is_down(tmp_path, monkeypatch, caplog):
     """No local copy: the Hub is tried; when it is down, one short line, then the local build."""
     import cifar10s.dataset as dataset_module
 
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{refused_port()}")
+    endpoint = f"http://127.0.0.1:{refused_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     archive = make_cifar_archive(tmp_path / "elsewhere.tar.gz")
     real_build = dataset_module.build_variant
@@ -313,8 +315,11 @@ def test_dataset_download_falls_back_to_local_build_when_hub_is_down(tmp_path, m
     with pytest.warns(UserWarning) as record:
         ds = CIFAR10S(root, variant="ops", download=True)
     messages = [str(w.message) for w in record]
-    assert len(messages) == 1 and "\n" not in messages[0] and len(messages[0]) < 240
-    assert "not fetched" in messages[0] and "building ops-k1 locally" in messages[0]
+    assert len(messages) == 1 and "\n" not in messages[0] and len(messages[0]) < 300
+    assert f"of {DEFAULT_REPO_ID}@{DEFAULT_REVISION} from {endpoint}: the Hub could not be reached" in messages[0]
+    assert messages[0].endswith("; building ops-k1 locally instead")
+    # and no log record a console would print beside it (logging shows WARNING and above by default)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert len(ds) == 100 and "fetched_from" not in ds.manifest
 
 

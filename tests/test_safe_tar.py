@@ -4,7 +4,7 @@ import tarfile
 import pytest
 
 from cifar10s.sources.cifar10 import SourceError, load_cifar10
-from cifar10s.sources.safe_tar import UnsafeArchiveError, safe_extract
+from cifar10s.sources.safe_tar import CorruptArchiveError, UnsafeArchiveError, safe_extract
 
 
 def _archive(path, entries):
@@ -61,5 +61,7 @@ def test_good_archive_extracts_and_loads(tmp_path, tiny_archive):
 def test_not_a_tar_gives_clear_error(tmp_path):
     bogus = tmp_path / "cifar.tar.gz"
     bogus.write_bytes(b"definitely not gzip")
-    with pytest.raises(SourceError, match="not a readable tar archive"):
+    with pytest.raises(SourceError, match="is not a CIFAR-10 archive") as info:
         load_cifar10(bogus)
+    assert not isinstance(info.value, CorruptArchiveError)  # the wrong file, not a damaged archive
+    assert "download it again" not in str(info.value) and "\n" not in str(info.value)

@@ -27,7 +27,8 @@ __all__ = [
 
 #: Errors with remedies (cifar10s.errors.ActionableError) print their command-line words themselves;
 #: these few phrases translate the plain messages of the modules that do not carry remedies yet
-#: (the scorer's time refusal, the CIFAR-10 source hints).
+#: (the scorer's time refusal, the CIFAR-10 source hints); the repair calls of a damaged folder
+#: become their commands (cifar10s.repair.calls_to_commands).
 _API_TO_CLI = (
     ("download=True", "--download"),
     ("pass allow_slow=True", "add --allow-slow"),
@@ -52,11 +53,12 @@ def cli_words(message: str | BaseException) -> str:
     """A library message in command-line words, on one line: an error's remedies in flags, or a
     plain message with its few API phrases translated."""
     from ..errors import ActionableError
+    from ..repair import calls_to_commands
 
     if isinstance(message, ActionableError):
         message = message.explain("cli", one_line=True)
     else:
-        message = str(message)
+        message = calls_to_commands(str(message))
         for api, cli in _API_TO_CLI:
             message = message.replace(api, cli)
     return " ".join(part.strip() for part in message.splitlines() if part.strip())

@@ -43,24 +43,34 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..version import __version__
-    from ..release.builders import built_variants
+    import sys
+
+    from ..release.health import check_root
     from ..store import data_dir
+    from ..version import __version__
 
     if not Path(args.root).is_dir():
         raise FileNotFoundError(f"{args.root} does not exist; build into it with `cifar10s build --variant ops "
                                 f"--root {args.root} --cifar10 PATH`")
-    variants = built_variants(args.root)
+    folders = check_root(args.root, fast=args.fast)
+    damaged = [f for f in folders if not f.ok]
     if args.json:
-        print(json.dumps(variants, indent=2))
-        return 0
-    print(f"cifar10s {__version__}; data folder {data_dir(args.root)}")
-    if not variants:
-        print(f"nothing built yet: run `cifar10s build --variant ops --cifar10 PATH --root {args.root}`")
-        return 0
-    for name, m in variants.items():
-        print(_describe(name, m))
-    return 0
+        print(json.dumps({f.name: f.manifest for f in folders if f.manifest is not None}, indent=2))
+    else:
+        checked = "--fast: sizes, .npy headers and label ranges checked" if args.fast else "every file checked against its sha256"
+        print(f"cifar10s {__version__}; data folder {data_dir(args.root)} ({checked})")
+        if not folders:
+            print(f"nothing built yet: run `cifar10s build --variant ops --cifar10 PATH --root {args.root}`")
+        for f in folders:
+            print(_describe(f.name, f.manifest) if f.manifest is not None else f"- {f.name}: manifest unreadable")
+            for fname, problem in f.problems.items():
+                print(f"    DAMAGED {fname}: {problem}")
+            if f.problems:
+                print(f"    repair: {f.repair_command()}")
+    for f in damaged:
+        print(f"error: {f.path} is damaged ({', '.join(f.problems)}); repair it with `{f.repair_command()}`",
+              file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _describe(name: str, m: dict[str, Any]) -> str:
@@ -131,11 +141,16 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 
-    p = add_command(sub, "info", "list what is built under a root",
-                    "List every built variant under ROOT with its source, recipe and EM outcome.",
+    p = add_command(sub, "info", "list what is built under a root, each file checked",
+                    "List every built variant under ROOT with its source, recipe and EM outcome, after checking "
+                    "every file against its manifest (sha256; --fast: sizes, .npy headers and label ranges). "
+                    "Exit code 1 when a file is damaged: each one is named, with the command that repairs "
+                    "its folder.",
                     "cifar10s info --root data")
     p.add_argument("--root", type=Path, required=True, help="data folder")
-    p.add_argument("--json", action="store_true", help="print the manifests as JSON")
+    p.add_argument("--fast", action="store_true",
+                   help="check sizes, .npy headers and label ranges only, not the sha256 of every file")
+    p.add_argument("--json", action="store_true", help="print the readable manifests as JSON")
     p.set_defaults(func=cmd_info)
 
     p = add_command(sub, "show", "write a PNG of clean vs perturbed images per class",

@@ -1,4 +1,4 @@
-"""Release commands: ``rebuild``, ``verify``, ``publish``, ``fetch``."""
+"""Release commands: ``rebuild``, ``verify``, ``publish``, ``export``, ``fetch``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..hub.client import write_release
+    from ..hub.croissant import CROISSANT
+
+    variants = args.variants or _release_folders()
+    dest = write_release(args.root, variants, args.out, repo_id=args.repo_id, url=args.url)
+    files = [p for p in dest.rglob("*") if p.is_file()]
+    print(f"exported {', '.join(sorted(p.parent.name for p in dest.glob('*/manifest.json')))} to {dest}: {len(files)} files, "
+          f"{sum(p.stat().st_size for p in files) / 1e6:.1f} MB, metadata in {dest / CROISSANT}")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from ..hub.client import DEFAULT_REPO_ID, DEFAULT_REVISION, fetch_variant
 
@@ -147,6 +159,23 @@ def register(sub: Any) -> None:
     p.add_argument("--no-parquet", action="store_true",
                    help="upload only the .npy arrays and manifests, not the Parquet copy for datasets.load_dataset")
     p.set_defaults(func=cmd_publish)
+
+    p = add_command(sub, "export", "write a release folder (arrays, Parquet, card, croissant.json) for any host",
+                    "Write into OUT exactly the files `cifar10s publish` uploads: each variant's .npy arrays and "
+                    "manifest, the Parquet copy, the dataset card, and croissant.json (Croissant 1.1 metadata "
+                    "with its Responsible-AI fields: every file with its sha256, one record set per variant and "
+                    "split). Every variant is verified first; a variant that is not built or fails its check is "
+                    "refused and nothing is left at OUT.",
+                    "cifar10s export --root data --out release --variants clean ops-k1")
+    p.add_argument("--root", type=Path, required=True, help="data folder")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (new, or empty)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="variant folders to export, clean among them (default: the release's stages: clean "
+                        "ops-k1 em cifar10s)")
+    p.add_argument("--repo-id", default="cifar10s/CIFAR-10-S",
+                   help="Hub repository named in the card's loading examples")
+    p.add_argument("--url", default=None, help="where the copy will be published, recorded in croissant.json")
+    p.set_defaults(func=cmd_export)
 
     p = add_command(sub, "fetch", "fetch a released variant from the Hub (sha256-checked)",
                     "Download one variant folder of a release through the Hugging Face cache, check every "

@@ -1,5 +1,5 @@
-"""Hugging Face Hub releases: sha256-checked fetch (:mod:`.fetch`), publish (:mod:`.publish`), and
-the generated dataset card (:mod:`.card`).
+"""Hugging Face Hub releases: sha256-checked fetch (:mod:`.fetch`), publish or export to a folder
+(:mod:`.publish`), the generated dataset card (:mod:`.card`) and Croissant metadata (:mod:`.croissant`).
 
 The public names (those of :mod:`.client`) are imported on first use, so importing the package
 does not import ``huggingface_hub``.

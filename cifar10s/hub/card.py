@@ -183,6 +183,10 @@ def dataset_card(
             f"`label` (`ClassLabel`: {', '.join(classes) if classes else '?'}). The default configuration is "
             f"`{default}`.",
             "",
+            "`croissant.json` describes the release in Croissant 1.1 (MLCommons) with its Responsible-AI "
+            "fields: every file with its sha256, and one record set per variant's `train` split plus the "
+            "shared `test` split (`image`, `label`), readable with `mlcroissant`.",
+            "",
         ]
     out += [
         "## Variants in this release",

@@ -70,18 +70,17 @@ class _Remote:
 
     def _unavailable(self, name: str, reason: str) -> HubUnavailable:
         return HubUnavailable(
-            f"cannot fetch variant {name!r} from the Hugging Face Hub ({self._where()}): {reason}."
-            + (" (No public CIFAR-10-S release has been published there yet.)" if self.repo_id == DEFAULT_REPO_ID
-               else ""),
+            f"cannot fetch variant {name!r} of {self.repo_id}@{self.revision} from {self.endpoint}: {reason}.",
             build_remedies(self.root, name),
         )
 
     def _not_found(self, exc: BaseException, filename: str) -> str:
         """Say which part of ``repo@revision:filename`` the Hub reported missing."""
+        unpublished = " (no CIFAR-10-S release has been published there yet)" if self.repo_id == DEFAULT_REPO_ID else ""
         if isinstance(exc, _RevisionNotFoundError):
-            return f"revision {self.revision!r} does not exist"
+            return f"revision {self.revision!r} does not exist{unpublished}"
         if isinstance(exc, _RepositoryNotFoundError):
-            return "repository not found (or private without a token)"
+            return f"repository not found (or private without a token){unpublished}"
         return f"{filename} is not in this release"
 
     def _download(self, name: str, filename: str, *, local_only: bool) -> Path:
@@ -106,14 +105,13 @@ class _Remote:
         except _LocalEntryNotFoundError as exc:
             why = (f"the Hub could not be reached ({self.unreachable})" if self.unreachable
                    else "offline mode (HF_HUB_OFFLINE) is on" if self.offline else "the file could not be fetched")
-            raise self._unavailable(name, f"{why} and {filename} is not in the local Hugging Face cache "
-                                          f"({exc.__class__.__name__})") from exc
+            raise self._unavailable(name, f"{why} and {filename} is not in the local Hugging Face cache") from exc
         except _NOT_FOUND_ERRORS as exc:
             raise self._unavailable(name, self._not_found(exc, filename)) from exc
         except _HfHubHTTPError as exc:
             raise self._unavailable(name, f"HTTP error while downloading {filename}: {exc}") from exc
         except _network_errors() as exc:
-            raise self._unavailable(name, f"downloading {filename} failed: {exc!r}") from exc
+            raise self._unavailable(name, f"downloading {filename} failed ({_short(exc)})") from exc
 
     def _probe(self, name: str, filename: str) -> None:
         """One quick HEAD without retries, so an unreachable Hub is detected in one timeout.
@@ -141,13 +139,15 @@ class _Remote:
                 raise self._unavailable(name, f"HTTP error: {exc}") from exc
             self._fall_back(f"HTTP {status}")
         except _network_errors() as exc:
-            self._fall_back(repr(exc))
+            self._fall_back(_short(exc))
         else:
             if getattr(meta, "commit_hash", None) is None:
                 self._fall_back("the endpoint does not answer like a Hugging Face Hub (no X-Repo-Commit)")
 
     def _fall_back(self, reason: str) -> None:
-        logger.warning("Hugging Face Hub unreachable (%s): %s; using the local cache only", self._where(), reason)
+        # info, not a warning: a cached release is still checked file by file, and when the cache
+        # lacks it, the HubUnavailable raised says why in one message
+        logger.info("Hugging Face Hub unreachable (%s): %s; using the local cache only", self._where(), reason)
         self.offline = True
         self.unreachable = reason
 
@@ -186,6 +186,12 @@ class _Remote:
     def provenance(self) -> dict[str, Any]:
         return {"repo_id": self.repo_id, "revision": self.revision, "commit": self.commit,
                 "endpoint": self.endpoint}
+
+
+def _short(exc: BaseException) -> str:
+    """``ConnectError: [Errno 111] Connection refused``: an error's type and the first line of its text."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:150]}" if text else type(exc).__name__
 
 
 class _SilentTqdm(_tqdm):

@@ -12,6 +12,8 @@ plus a Parquet copy for the ``datasets`` library::
     data/clean/train-00000-of-00001.parquet   one ``datasets`` configuration per variant (PNG +
     data/clean/test-00000-of-00001.parquet    ClassLabel), train split each, the clean test split
     data/ops-k1/train-00000-of-00001.parquet  shared; see cifar10s.hub.parquet
+    croissant.json                 Croissant 1.1 metadata with its RAI fields, every file above with
+                                   its sha256 (with the Parquet copy only); see cifar10s.hub.croissant
 
 :func:`publish_release` verifies local folders and uploads them in one commit and returns the
 commit sha, which is what users should pin (:func:`pinning_hint`); :func:`write_release` writes
@@ -21,6 +23,7 @@ the same files into a local folder instead.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -30,12 +33,14 @@ from typing import Any, Mapping, Sequence
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from ..atomic import atomic_file, atomic_write_bytes
+from ..atomic import atomic_file, atomic_write_bytes, current_umask
 from ..constants import CLASSES
-from ..folder import VariantFolder, open_folder
+from ..folder import VariantFolder, not_built, open_folder
 from ..store import MANIFEST, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, IntegrityError, build_lock, \
-    data_dir, is_complete
+    data_dir, is_complete, sha256_file
+from ..variants import VariantSpec
 from .card import dataset_card
+from .croissant import CROISSANT, croissant_metadata
 from .common import DEFAULT_REPO_ID, REPO_TYPE, _check_manifest, _folder_name, _HfHubHTTPError, _resolve_endpoint, \
     build_remedies, logger
 from .parquet import ParquetSplit, require_pyarrow, write_release_parquet
@@ -66,7 +71,11 @@ def _verified_folders(root: Path, names: Sequence[str]) -> dict[str, VariantFold
     for n in names:
         folder = data_dir(root) / n
         if not is_complete(folder):
-            raise FileNotFoundError(f"{folder} is not built; {build_remedies(root, n)[0].text('api')}")
+            try:
+                spec = VariantSpec.from_folder_name(n)
+            except ValueError:
+                raise FileNotFoundError(f"{folder} is not built; {build_remedies(root, n)[0].text('api')}") from None
+            raise not_built(spec, root, f"variant {n!r} is not built under {folder.parent}; nothing was written")
         opened = open_folder(folder, check_hashes=True)
         _check_manifest(dict(opened.manifest), str(folder / MANIFEST), n)
         folders[n] = opened
@@ -104,12 +113,13 @@ def _write_parquet(names: Sequence[str], folders: Mapping[str, VariantFolder],
 
 
 def _release_files(
-    root: Path, names: Sequence[str], workdir: Path, *, repo_id: str, parquet: bool
+    root: Path, names: Sequence[str], workdir: Path, *, repo_id: str, parquet: bool, url: str | None = None
 ) -> dict[str, Path | bytes]:
     """Every file of the release by its path in the repository (call under the build lock).
 
     The card, each variant's arrays and public manifest, and (with ``parquet``) the Parquet copy,
-    written into ``workdir``.
+    written into ``workdir``, and its Croissant metadata (``croissant.json``, which lists every
+    other file with its sha256; ``url`` is where the release will live, if known).
     """
     folders = _verified_folders(root, names)
     public = {n: _public_manifest(f.manifest) for n, f in folders.items()}
@@ -122,7 +132,23 @@ def _release_files(
     for config in (splits or {}).values():
         for split in config.values():
             files[split.path] = workdir / split.path
+    if splits:
+        listed = {path: _checksum(path, content, folders) for path, content in files.items()}
+        meta = croissant_metadata(public, splits, listed, class_names=_class_names(folders["clean"].manifest),
+                                  url=url)
+        files[CROISSANT] = _json_bytes(meta)
     return files
+
+
+def _checksum(path: str, content: Path | bytes, folders: Mapping[str, VariantFolder]) -> tuple[str, int]:
+    """(sha256, bytes) of one release file: a variant's array from its verified manifest, the rest hashed."""
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).hexdigest(), len(content)
+    name, _, fname = path.partition("/")
+    if name in folders and content == folders[name].path / fname:
+        entry = folders[name].files[fname]
+        return entry.sha256, entry.bytes
+    return sha256_file(content), content.stat().st_size
 
 
 def pinning_hint(repo_id: str, sha: str) -> str:
@@ -142,28 +168,39 @@ def write_release(
     *,
     repo_id: str = DEFAULT_REPO_ID,
     parquet: bool = True,
+    url: str | None = None,
 ) -> Path:
-    """Write into ``dest`` (new or empty) exactly the files :func:`publish_release` uploads.
+    """Write into ``dest`` (new, or an empty folder) exactly the files :func:`publish_release` uploads.
 
-    The result can be inspected, loaded with ``datasets.load_dataset(str(dest), name=VARIANT)``, or
-    uploaded by other means. ``repo_id`` only fills in the card's loading examples.
+    The result can be inspected, loaded with ``datasets.load_dataset(str(dest), name=VARIANT)`` or
+    with ``mlcroissant`` from ``dest/croissant.json``, or carried to any other host. ``repo_id``
+    only fills in the card's loading examples; ``url`` (where the copy will live) goes into
+    ``croissant.json``. Every variant is verified first (sha256 of every file); the files are
+    written into a temporary folder beside ``dest`` that is renamed to ``dest`` only when complete,
+    so a refusal or a failure leaves no half-written release.
     """
     root, dest = Path(root).expanduser(), Path(dest).expanduser()
     names = _release_names(variants)
     if parquet:
         require_pyarrow()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    if dest.exists() and (not dest.is_dir() or dest.is_symlink() or any(dest.iterdir())):
         raise FileExistsError(f"{dest} exists and is not an empty folder; pass a new one")
-    dest.mkdir(parents=True, exist_ok=True)
-    with build_lock(root):
-        files = _release_files(root, names, dest, repo_id=repo_id, parquet=parquet)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(root), tempfile.TemporaryDirectory(prefix=f".{dest.name}.partial-", dir=dest.parent) as tmp:
+        staging = Path(tmp) / "release"
+        staging.mkdir()
+        files = _release_files(root, names, staging, repo_id=repo_id, parquet=parquet, url=url)
         for path_in_repo, content in files.items():
-            target = dest / path_in_repo
+            target = staging / path_in_repo
             if isinstance(content, bytes):
                 atomic_write_bytes(target, content)
             elif content != target:  # the Parquet files are already in place
                 with open(content, "rb") as fin, atomic_file(target) as fout:
                     shutil.copyfileobj(fin, fout, 4 << 20)
+        os.chmod(staging, 0o777 & ~current_umask())
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        os.rename(staging, dest)  # refuses (OSError) if something appeared at dest meanwhile
     return dest
 
 

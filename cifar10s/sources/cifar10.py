@@ -304,8 +304,7 @@ def resolve_cifar10(
         return existing
     if not download:
         raise SourceError(
-            f"no CIFAR-10 found under {root}. Pass download=True (or --download) to fetch the "
-            f"official archive, or point cifar10=PATH (--cifar10 PATH) at a local "
-            f"{CIFAR10_FILENAME} or '{CIFAR10_FOLDER}' folder."
+            f"no CIFAR-10 found under {root}: pass cifar10=PATH, PATH being a local {CIFAR10_FILENAME} "
+            f"or '{CIFAR10_FOLDER}' folder, or download=True to fetch the official archive"
         )
     return download_cifar10(root, progress=progress, **download_kwargs)

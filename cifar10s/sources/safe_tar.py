@@ -100,12 +100,36 @@ def _detail(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+#: How the formats tarfile reads begin: gzip, bzip2, xz (a plain tar says "ustar" at byte 257).
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _looks_like_archive(path: Path) -> bool:
+    """Whether ``path`` starts like a (compressed) tar at all; a damaged archive still does."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(265)
+    except OSError:
+        return True  # let tarfile report the I/O error
+    return head.startswith(_COMPRESSED_MAGIC) or head[257:262] == b"ustar"
+
+
 def _unreadable(path: Path, exc: BaseException) -> str:
+    if not _looks_like_archive(path):
+        return (
+            f"{path} is not a CIFAR-10 archive (not a tar file, compressed or not); pass the official "
+            "cifar-10-python.tar.gz or an extracted 'cifar-10-batches-py' folder"
+        )
     return (
         f"{path}: not a readable tar archive ({_detail(exc)}); the archive is corrupt or truncated: "
         f"delete it (and any {path.name}.part beside it) and download it again, or pass an "
         "extracted 'cifar-10-batches-py' folder"
     )
+
+
+def _unopenable(path: Path, exc: BaseException) -> SourceError:
+    """A damaged archive is corrupt; a file that is no archive at all (a README, a .npy) is the wrong file."""
+    return (CorruptArchiveError if _looks_like_archive(path) else SourceError)(_unreadable(path, exc))
 
 
 @contextlib.contextmanager
@@ -117,10 +141,10 @@ def open_archive(path: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
         tar = tarfile.open(path, "r:*", tarinfo=_StrictTarInfo)  # noqa: SIM115 - closed by ``with tar`` below
     except OSError as exc:
         if exc.errno is None:  # gzip/bz2 report bad data as OSError without an errno
-            raise CorruptArchiveError(_unreadable(path, exc)) from exc
+            raise _unopenable(path, exc) from exc
         raise SourceError(f"{path}: cannot be read ({exc.strerror or _detail(exc)})") from exc
     except _CORRUPT as exc:
-        raise CorruptArchiveError(_unreadable(path, exc)) from exc
+        raise _unopenable(path, exc) from exc
     try:
         with tar:
             yield tar
