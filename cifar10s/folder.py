@@ -89,7 +89,7 @@ class Source:
         ident = f"content train {content['train'][:12]} / test {content['test'][:12]}" if content else self.fingerprint[:12]
         words = {"official-content": "official CIFAR-10's images from another copy (NOT the official archive)",
                  "full-copy": "a full-size CIFAR-10 copy, NOT the official archive",
-                 "subset": "NOT the official CIFAR-10 (a subset)"}[kind]
+                 "subset": "NOT official CIFAR-10 (a subset)"}[kind]
         return f"{words} ({ident})"
 
 
