@@ -200,3 +200,16 @@ def test_training_fast_path_on_gpu(shared_arrays):
     rec = results[True].environment["fast_path"]
     assert rec["fused_optimizer"] and rec["cuda_graphs"], rec
     assert abs(results[True].records[-1].train_loss - results[False].records[-1].train_loss) < 0.3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the device draw of Mixup's lambda needs a GPU generator")
+def test_mixup_lambda_drawn_on_gpu_is_uniform():
+    from cifar10s.training.augment import Mixup
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.rand(8, 3, 4, 4, device="cuda")
+    lams = torch.stack([Mixup(1.0).get_params(x, g).lam[0] for _ in range(2000)]).cpu()
+    assert lams.is_cuda is False and 0.45 < float(lams.mean()) < 0.55 and float(lams.min()) >= 0.0
+    assert abs(float((lams < 0.25).float().mean()) - 0.25) < 0.05
+    p = Mixup(1.0, per_sample_lambda=True).get_params(x, g)
+    assert p.lam.is_cuda and p.lam.unique().numel() == 8
