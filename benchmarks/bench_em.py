@@ -18,6 +18,14 @@ window. Then a few full rounds of ``generate_em_noise`` give seconds per round.
 
 With ``--full`` it also prints seconds per round (generator window + search + eval) and the
 projected total for a range of round counts (the stop criterion decides the real number).
+
+``--recipes v1,v2`` instead times ``--rounds`` rounds of each recipe's EM settings (v1 float32;
+v2 bf16 + TF32 + channels-last + fused SGD + search batches of 5,000) on the same images, side by
+side in this process, and prints the ratio; ``--width`` / ``--pgd-steps`` / ``--batch`` shrink
+both alike for a CPU (``--batch`` sets the generator batch, and v2's search batch stays as large
+as the images allow)::
+
+    python benchmarks/bench_em.py --device cuda --recipes v1,v2 --n 10000 --data gpu-data/cifar-10-mini-python.tar.gz
 """
 
 from __future__ import annotations
@@ -148,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--recipes", default=None, help="e.g. v1,v2: time each recipe's EM rounds side by side")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
     print(json.dumps(out))
+    if args.recipes:
+        compare_recipes(args, images, labels, device, out)
+        return
 
     naive_n = min(n, 4 * batch) if full else n  # the naive loop is slow on GPU: time a slice
     rates = search_pass_rates(images, labels, cfg, device, args.reps, naive_n, args.amp,
@@ -191,6 +203,34 @@ def main(argv: list[str] | None = None) -> None:
     out["projected_seconds"] = {r: per_round * r for r in (10, 20, 40)}
     print("projected total (s) for 10 / 20 / 40 rounds: "
           + " / ".join(f"{per_round * r:.0f}" for r in (10, 20, 40)))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+def compare_recipes(args: argparse.Namespace, images: np.ndarray, labels: np.ndarray, device: torch.device,
+                    out: dict) -> None:
+    """Seconds per round of each named recipe's EM settings on the same images, in this process."""
+    from cifar10s.release.recipe import load_recipe
+
+    seconds = {}
+    for version in [v.strip() for v in args.recipes.split(",") if v.strip()]:
+        raw = load_recipe(version).em.to_dict()
+        for key, value in (("generator_width", args.width), ("pgd_steps", args.pgd_steps),
+                           ("batch_size", args.batch)):
+            if value is not None:
+                raw[key] = value
+        if raw.get("search_batch_size"):
+            raw["search_batch_size"] = min(raw["search_batch_size"], len(images))
+        log = batched_rounds(images, labels, EMConfig.from_dict(raw), device, args.rounds)
+        seconds[version] = log[-1]["seconds"]
+        print(f"recipe {version}: round {log[-1]['round']} {log[-1]['seconds']:.2f} s "
+              f"({log[-1]['images_x_pgd_steps_per_s']:.1f} images x PGD steps / s; rounds: "
+              f"{[round(r['seconds'], 2) for r in log]})")
+    out["recipe_round_seconds"] = seconds
+    names = list(seconds)
+    if len(names) >= 2:
+        out["ratio"] = seconds[names[0]] / seconds[names[1]]
+        print(f"ratio {names[0]} / {names[1]}: {out['ratio']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

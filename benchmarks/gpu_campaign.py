@@ -23,6 +23,11 @@ Phases, in order of value:
 5. ``grid``: as much of Table 4 (methods x training sets, both RandAugment and both Mixup
    variants) as fits.
 
+Those five ran on 2026-12-06. The next campaign runs the fast path's phases
+(``gpu_campaign_fast.py``: ``emspeed``, ``emeffect``, ``trainspeed``, ``headline``,
+``defenses``), then ``sandbox`` (the sandboxed score alone) and ``compile`` (``torch.compile``
+of every model), in that order (``NEXT_CAMPAIGN``; the default of ``gpu_campaign_call.sh``).
+
 Every phase writes ``<phase>.json`` (commit, device, settings, every setting that differs from
 the paper, results) and a Markdown section in ``summary.md`` under ``--out``. ``--dry-run`` runs
 every phase with tiny settings on the CPU (the test suite does, so the script cannot rot).
@@ -66,7 +71,12 @@ from cifar10s.training.presets import METHODS, diff_from_paper, paper_config  # 
 from cifar10s.training.trainer import train  # noqa: E402
 from cifar10s.variants import VariantSpec  # noqa: E402
 
-PHASES = ("smoke", "speed", "em", "effect", "grid")
+from gpu_campaign_fast import FAST_PHASES, FAST_RUNNERS  # noqa: E402 - beside this script
+
+#: the first campaign's phases, then the fast path's (gpu_campaign_fast.py) and two short checks
+PHASES = ("smoke", "speed", "em", "effect", "grid", *FAST_PHASES, "sandbox", "compile")
+#: what gpu_campaign_call.sh runs by default, in order of value (the first campaign's phases were measured)
+NEXT_CAMPAIGN = (*FAST_PHASES, "sandbox", "compile")
 TRAINING_SETS = ("clean", "em", "ops", "cifar10s")
 #: Table 4's methods (method, augmentation): the authors' variants, and the other variant of each
 #: augmentation whose parameters the paper omits (crop+flip before Mixup; torchvision's RandAugment)
@@ -85,6 +95,7 @@ class Settings:
     budget_s: float
     root: Path
     data: Path
+    out: Path = Path(".")
 
     @property
     def amp(self) -> bool:
@@ -517,8 +528,45 @@ def phase_grid(s: Settings) -> tuple[dict[str, Any], list[str]]:
     return {"epochs": epochs, "runs": rows, "cells_skipped": skipped}, lines
 
 
+def phase_sandbox(s: Settings) -> tuple[dict[str, Any], list[str]]:
+    """One tiny submission scored with its children in the sandbox, on this device; then the fast
+    path's GPU tests (CUDA graphs in EM and in training), which the CPU skips."""
+    boxed = _sandboxed_score(s)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "on_gpu",
+           "tests/test_gpu_fast_paths.py", *(["--collect-only"] if s.dry_run else [])]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=max(60.0, s.budget_s))
+    last = [ln for ln in r.stdout.strip().splitlines() if ln.strip()][-1:] or [""]
+    tests = {"command": " ".join(cmd[1:]), "returncode": r.returncode, "summary": last[0],
+             "seconds": round(time.perf_counter() - t0, 1), "tail": r.stdout[-3000:]}
+    return {"sandboxed_score": boxed, "fast_path_gpu_tests": tests}, [
+        f"sandboxed one-batch score on {s.device}: " + (
+            "ok, " + json.dumps(boxed.get("sandbox")) if boxed["ok"] else f"FAILED: {boxed['error']}"),
+        "", f"fast-path GPU tests: {tests['summary']}"]
+
+
+def phase_compile(s: Settings) -> tuple[dict[str, Any], list[str]]:
+    """``torch.compile`` of every model for one batch (ResNet-18 first), while the budget lasts."""
+    t0 = time.perf_counter()
+    images = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(16) % 10
+    models = ["lenet5"] if s.dry_run else sorted(MODELS, key=lambda m: (m != "resnet18", m))
+    runs, not_tried = [], []
+    for name in models:
+        if runs and time.perf_counter() - t0 > 0.8 * s.budget_s:
+            not_tried.append(name)
+            continue
+        # the dry run does not compile (a minute on a CPU; tests/test_cpu_fast_paths.py compiles)
+        runs.append(_one_batch(name, "standard", not s.dry_run, images, labels, s))
+    lines = [f"- {r['model']}: {'ok' if r['ok'] else 'FAILED ' + r['error']} ({r['seconds']} s)" for r in runs]
+    if not_tried:
+        lines.append(f"- not tried (budget): {', '.join(not_tried)}")
+    return {"one_batch": runs, "compile_not_tried": not_tried}, lines
+
+
 RUNNERS: dict[str, Callable[[Settings], tuple[dict[str, Any], list[str]]]] = {
     "smoke": phase_smoke, "speed": phase_speed, "em": phase_em, "effect": phase_effect, "grid": phase_grid,
+    **FAST_RUNNERS, "sandbox": phase_sandbox, "compile": phase_compile,
 }
 
 
@@ -543,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="CIFAR-10 archive (the shared subset, copied into "
                     "a git-ignored folder of the checkout)")
     ap.add_argument("--out", type=Path, required=True, help="results folder, e.g. benchmarks/results/DATE-GPU")
-    ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated, from " + ", ".join(PHASES))
+    ap.add_argument("--phases", default=",".join(PHASES[:5]), help="comma-separated, from " + ", ".join(PHASES)
+                    + "; the next campaign's: " + ",".join(NEXT_CAMPAIGN))
     ap.add_argument("--root", type=Path, default=None, help="data root for built variants (default: <out>/../"
                     ".campaign-data, git-ignored, reused by later phases)")
     ap.add_argument("--budget", type=float, default=480.0, help="seconds a phase may spend (the EM phase "
@@ -559,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("CUDA is not available here: run with --dry-run (CPU, tiny settings) or on a GPU machine")
     root = args.root or (args.out.parent / ".campaign-data")
-    s = Settings(device=device, dry_run=args.dry_run, budget_s=args.budget, root=root, data=args.data)
+    s = Settings(device=device, dry_run=args.dry_run, budget_s=args.budget, root=root, data=args.data, out=args.out)
     if args.dry_run:
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     for phase in phases:

@@ -72,3 +72,42 @@ def test_the_one_call_script_runs_phases_under_a_deadline(tmp_path, tiny_archive
     assert "== smoke: 240s (budget 225s)" in log and "rc 0" in log and "## smoke" in proc.stdout
     _, log = call(tmp_path / "b", PHASES="grid", DEADLINE="30")
     assert "skipped: no time left" in log and not (tmp_path / "b" / "campaign" / "grid.json").exists()
+
+
+def test_next_campaign_phases_dry_run(tmp_path, tiny_archive):
+    """Every phase of the next campaign (EM v2 against v1, training speed with the fast path, the
+    headline effect, the defenses, the sandboxed score, compile) runs tiny on the CPU and writes
+    the first campaign's field names."""
+    out = tmp_path / "results"
+    phases = ["emspeed", "emeffect", "trainspeed", "headline", "defenses", "sandbox", "compile"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_campaign.py"), "--dry-run", "--data", str(tiny_archive),
+         "--out", str(out), "--root", str(tmp_path / "root"), "--budget", "60", "--phases", ",".join(phases)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = {p: json.loads((out / f"{p}.json").read_text())["results"] for p in phases}
+    em = res["emspeed"]
+    assert em["em"]["images"] == 128 and em["em"]["seconds_per_round"] > 0 and em["em"]["recipe"] == "v2"
+    assert em["em"]["numerics"]["autocast"] == "bfloat16" and em["em_v1_small"]["numerics"]["autocast"] is None
+    assert em["ratio"] > 0 and set(em["variants"]) == {"compile", "compile+cuda_graphs"}
+    eff = res["emeffect"]
+    assert {r["training_set"] for r in eff["runs"]} == {"clean", "em-v1", "em-v2"}
+    assert eff["noise"]["v1"]["rounds"] >= 1 and 0.0 <= eff["noise_agreement"]["identical_share"] <= 1.0
+    speed = res["trainspeed"]
+    for key in ("standard", "at"):
+        assert speed[key]["ours_img_s"] > 0 and speed[key]["baseline_img_s"] > 0 and speed[key]["ratio"] > 0
+        assert "ours_fast_img_s" in speed[key] or "skipped" in speed[key]["fast"], speed[key]["fast"]
+    head = res["headline"]
+    assert [r["training_set"] for r in head["runs"]] == ["ops", "cifar10s", "clean", "em"]
+    assert head["em_build"]["numerics"]["autocast"] == "bfloat16"  # recipe v2's numerics in the manifest
+    assert "ops_train_acc_over_90" in head and "clean_minus_cifar10s_points" in head
+    assert {(r["training_set"], r["defense"]) for r in res["defenses"]["runs"]} == {
+        (k, d) for k in ("cifar10s", "clean") for d in ("jpeg", "grayscale")}
+    for phase in ("emeffect", "headline", "defenses"):
+        for r in res[phase]["runs"]:
+            assert r["model"] == "resnet18" and r["method"] == "standard" and 0.0 <= r["final_test_acc"] <= 1.0
+    assert "ok" in res["sandbox"]["sandboxed_score"] and res["compile"]["one_batch"]
+    summary = (out / "summary.md").read_text()
+    assert all(f"## {p}" in summary for p in phases)

@@ -158,6 +158,18 @@ def test_verify_compares_a_different_em_within_tolerance(release, tmp_path):
     # The exact checks downstream of each side's own EM still hold.
     exact = {c.name: c.passed for c in strict.checks}
     assert exact["build: OPS on EM images == cifar10s images"] and exact["cifar10s OPS choice"]
+    assert "(given)" in next(c for c in strict.checks if c.name == "EM tolerance").detail
+    assert "states none" in next(c for c in loose.checks if c.name == "EM tolerance").detail
+    # a release whose recipe states a tolerance (recipe v2 on) is held to it unless another is given
+    stated = tmp_path / "stated"
+    shutil.copytree(release, stated)
+    manifest = next(stated.glob("cifar10s-v1/em/manifest.json"))
+    record = json.loads(manifest.read_text())
+    record["recipe"]["verify"] = {"em_min_identical": 0.999, "em_max_diff": 16, "basis": "test"}
+    manifest.write_text(json.dumps(record))
+    held = verify_build(build, stated, effect=False)
+    assert not next(c for c in held.checks if c.name == "EM noise vs release").passed
+    assert "stated by recipe" in next(c for c in held.checks if c.name == "EM tolerance").detail
 
 
 def test_verify_effect_check_is_wired(release, tmp_path):

@@ -55,7 +55,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           allow_unconverged=args.allow_unconverged).to_text())
         report = verify_build(
             args.root, release,
-            em_tolerance=EMTolerance(args.em_min_identical, args.em_max_diff),
+            em_tolerance=None if args.em_min_identical is None and args.em_max_diff is None else EMTolerance(
+                0.0 if args.em_min_identical is None else args.em_min_identical,
+                16 if args.em_max_diff is None else args.em_max_diff),
             effect=not args.no_effect, effect_epochs=args.effect_epochs, device=args.device,
         )
     print(report.to_text())
@@ -136,9 +138,11 @@ def register(sub: Any) -> None:
     p.add_argument("--cifar10", type=Path, default=None, help="CIFAR-10 source for --rebuild")
     p.add_argument("--device", default=None, help="where EM and the effect run (default: cuda if available)")
     add_em_guard_args(p)
-    p.add_argument("--em-min-identical", type=float, default=0.0,
-                   help="required share of identical EM noise values (fresh GPU runs differ)")
-    p.add_argument("--em-max-diff", type=int, default=16, help="allowed max |EM noise difference| in 1/255")
+    p.add_argument("--em-min-identical", type=float, default=None,
+                   help="required share of identical EM noise values (fresh GPU runs differ); default: "
+                        "the release recipe's stated tolerance, else 0")
+    p.add_argument("--em-max-diff", type=int, default=None, help="allowed max |EM noise difference| in 1/255; "
+                   "default: the release recipe's stated tolerance, else 16")
     p.add_argument("--no-effect", action="store_true", help="skip the short training run")
     p.add_argument("--effect-epochs", type=int, default=3, help="epochs of the effect check")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")

@@ -29,7 +29,7 @@ RESUME_FREE_FIELDS = frozenset({"max_rounds"})
 # Fields added after recipe v1 was frozen: left out of ``to_dict`` while at their "unset" value, so
 # the recipe hashes (the EM stage's cache key) and the recipes recorded in built manifests stay
 # the same for every config that does not use them.
-_OMIT_WHEN_NONE = ("channels_last",)
+_OMIT_WHEN_NONE = ("channels_last", "tf32", "search_batch_size", "fused_optimizer", "cuda_graphs")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,19 @@ class EMConfig:
     device, the CPU included; ``False``: never."""
     deterministic: bool = True
     """Turn on ``torch.use_deterministic_algorithms`` (warn-only) for the run."""
+    tf32: bool | None = None
+    """TF32 matrix products and convolutions on CUDA. ``None``: on exactly when ``amp`` is (v1's
+    rule); recipe v2 states it."""
+    search_batch_size: int | None = None
+    """Images per batch of the noise search (sample-wise only). ``None``: ``batch_size``. In eval
+    mode every image's gradient is its own and the step uses only its sign, so a larger batch
+    changes the maths only by the kernels' rounding; it keeps a GPU busy."""
+    fused_optimizer: bool | None = None
+    """The generator's SGD with ``fused=True`` (one kernel for every parameter). ``None``: off."""
+    cuda_graphs: bool | None = None
+    """With ``compile``: ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) where the device
+    allows it (CUDA, compute capability >= 7.0, one process); elsewhere the default mode, and the
+    result's ``extra["numerics"]`` says which ran. ``None``: off."""
     sync_bn: bool = True
     """Under torchrun on CUDA: SyncBatchNorm, so BN sees the whole 512 batch as in one process."""
 
@@ -105,8 +118,17 @@ class EMConfig:
         for name in ("amp", "compile", "deterministic", "sync_bn"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise TypeError(f"channels_last must be true, false or null, got {self.channels_last!r}")
+        for name in ("channels_last", "tf32", "fused_optimizer", "cuda_graphs"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise TypeError(f"{name} must be true, false or null, got {value!r}")
+        sb = self.search_batch_size
+        if sb is not None:
+            if not isinstance(sb, int) or isinstance(sb, bool) or sb < 1:
+                raise ValueError(f"search_batch_size must be a positive int or null, got {sb!r}")
+            if self.mode != "samplewise" or self.drop_last:
+                raise ValueError("search_batch_size applies to sample-wise runs without drop_last only "
+                                 "(class-wise noise and dropped batches depend on the batch)")
 
     def resolved(self) -> EMConfig:
         """A copy with the per-mode ``None`` defaults filled in."""
@@ -121,6 +143,23 @@ class EMConfig:
     def uses_channels_last(self, device_type: str) -> bool:
         """Whether the run on a device of this type uses the channels-last memory format."""
         return device_type == "cuda" if self.channels_last is None else self.channels_last
+
+    def uses_tf32(self) -> bool:
+        """Whether CUDA matrix products and convolutions run in TF32 (``tf32``, else ``amp``)."""
+        return self.amp if self.tf32 is None else self.tf32
+
+    def search_batch(self) -> int:
+        """The noise search's batch: ``search_batch_size`` or ``batch_size``."""
+        return self.search_batch_size or self.batch_size
+
+    def numerics(self, device_type: str) -> dict[str, Any]:
+        """The numerics a run of this config uses on a device of this type (recorded with its result)."""
+        cuda = device_type == "cuda"
+        return {"autocast": "bfloat16" if self.amp else None, "tf32": bool(self.uses_tf32() and cuda),
+                "channels_last": self.uses_channels_last(device_type),
+                "cudnn_deterministic": bool(self.deterministic), "fused_optimizer": bool(self.fused_optimizer),
+                "search_batch_size": self.search_batch(), "compile": self.compile,
+                "cuda_graphs_asked": bool(self.cuda_graphs)}
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

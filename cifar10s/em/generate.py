@@ -222,7 +222,8 @@ def generate_em_noise(
         return EMResult(
             noise=noise, perturbed=perturbed, rounds=run.round, converged=run.converged,
             log=list(run.log), config=cfg, class_noise=class_noise, world_size=dd.world_size,
-            extra={"fingerprint": fingerprint, "device": str(dev)},
+            extra={"fingerprint": fingerprint, "device": str(dev),
+                   "numerics": {**cfg.numerics(dev.type), **run.accel}},
         )
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__all__ = ["build_generator", "pgd_min"]
+__all__ = ["build_generator", "pgd_min", "pgd_update"]
 
 import contextlib
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from torch import nn
 from cifar10s.em.config import EMConfig
 from cifar10s.models.resnet import resnet18
 from cifar10s.runtime import DistContext, all_reduce_sum, derive_seed, kernel_settings
+from cifar10s.training.accel import compile_module, fuse_optimizer, mark_step
 
 
 def _derive_seed(seed: int, *parts: object) -> int:
@@ -44,8 +45,8 @@ def _batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torc
 
 def em_kernel_settings(cfg: EMConfig, device: torch.device) -> contextlib.AbstractContextManager[None]:
     """An EM run's numerics, pinned for its duration: float32 unless ``cfg.amp`` (then bf16 with
-    TF32), deterministic kernels when ``cfg.deterministic``; the process's flags come back after."""
-    return kernel_settings(device, deterministic=cfg.deterministic, tf32=cfg.amp,
+    TF32, or as ``cfg.tf32`` says), deterministic kernels when ``cfg.deterministic``; the process's flags come back after."""
+    return kernel_settings(device, deterministic=cfg.deterministic, tf32=cfg.uses_tf32(),
                            deterministic_algorithms=cfg.deterministic)
 
 
@@ -54,6 +55,13 @@ def build_generator(config: EMConfig) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_derive_seed(config.seed, "generator-init"))
         return resnet18(num_classes=config.num_classes, width=config.generator_width)
+
+
+def pgd_update(p: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, step_size: float,
+               epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One signed step down the gradient, projected: ``(eta, p)`` with ``p = clip(x + eta, 0, 1)``."""
+    eta = (p - step_size * grad.sign() - x).clamp_(-epsilon, epsilon)
+    return eta, (x + eta).clamp_(0.0, 1.0)
 
 
 def pgd_min(
@@ -66,6 +74,8 @@ def pgd_min(
     step_size: float,
     steps: int,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    update: Callable[..., tuple[torch.Tensor, torch.Tensor]] = pgd_update,
+    before_forward: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Error-minimizing signed-gradient descent on a batch (``toolbox.min_min_attack``).
 
@@ -73,19 +83,22 @@ def pgd_min(
     ``eta = clamp(p - step_size * sign(grad CE), -eps, eps)`` and ``p = clip(x + eta, 0, 1)``.
     Returns ``(eta, p - x)``: the eps-projected noise (what the authors return) and the noise
     that also keeps ``x + noise`` in [0, 1] (what sample-wise runs store). ``autocast`` makes the
-    context the forward pass runs in (bf16 autocast when ``EMConfig.amp``).
+    context the forward pass runs in (bf16 autocast when ``EMConfig.amp``); ``update`` is
+    :func:`pgd_update` or a compiled copy of it; ``before_forward`` runs before each forward pass
+    (it marks a CUDA-graph step).
     """
     with torch.no_grad():
         p = (x + eta).clamp_(0.0, 1.0)
     for _ in range(steps):
         p.requires_grad_(True)
+        if before_forward is not None:
+            before_forward()
         with autocast():
             logits = forward(p)
         loss = F.cross_entropy(logits.float(), y)
         (grad,) = torch.autograd.grad(loss, p)
         with torch.no_grad():
-            eta = (p.detach() - step_size * grad.sign() - x).clamp_(-epsilon, epsilon)
-            p = (x + eta).clamp_(0.0, 1.0)
+            eta, p = update(p.detach(), grad, x, step_size, epsilon)
     return eta.detach(), (p - x).detach()
 
 
@@ -124,10 +137,18 @@ class _EMRun:
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.SGD(
+        self.opt: torch.optim.Optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
+        fused = False
+        if config.fused_optimizer:
+            self.opt, fused = fuse_optimizer(self.opt)
+        #: what the run actually used beyond the config (fused kernels, compile mode, CUDA graphs)
+        self.accel: dict[str, Any] = {"fused_optimizer_used": fused, "compile_mode": None,
+                                      "cuda_graphs_used": False, "cuda_graphs_reason": "not asked"}
+        self._graphs = False
+        self._update: Callable[..., tuple[torch.Tensor, torch.Tensor]] = pgd_update
         self.epoch = 0
         self.cursor = 0  # next batch of the current generator epoch
         self.round = 0
@@ -156,8 +177,15 @@ class _EMRun:
             )
         self._ddp_module = train_module
         if self.cfg.compile:
-            self._train_forward = torch.compile(train_module)
-            self._eval_forward = torch.compile(self.model)
+            graphs = bool(self.cfg.cuda_graphs)
+            self._train_forward, info = compile_module(train_module, self.dev, cuda_graphs=graphs,
+                                                       distributed=self.dd.distributed)
+            self._eval_forward, _ = compile_module(self.model, self.dev, cuda_graphs=graphs,
+                                                   distributed=self.dd.distributed)
+            self._update = torch.compile(pgd_update)
+            self._graphs = bool(info["cuda_graphs"])
+            self.accel.update(compile_mode=info["mode"], cuda_graphs_used=self._graphs,
+                              cuda_graphs_reason=info["reason"])
         else:
             self._train_forward = train_module
             self._eval_forward = self.model
@@ -174,9 +202,11 @@ class _EMRun:
         return x
 
     def _noise_for(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.cfg.mode == "samplewise":
-            return self.delta[idx]
-        return self.delta[self.y[idx]]
+        noise = self.delta[idx] if self.cfg.mode == "samplewise" else self.delta[self.y[idx]]
+        return noise.contiguous(memory_format=torch.channels_last) if self.channels_last else noise
+
+    def _step_begins(self) -> None:
+        mark_step(self._graphs)
 
     def _set_requires_grad(self, flag: bool) -> None:
         for p in self.model.parameters():
@@ -245,6 +275,7 @@ class _EMRun:
             idx = idx.to(self.dev)
             y = self.y[idx]
             xb = (self._images(idx) + self._noise_for(idx)).clamp_(0.0, 1.0)
+            self._step_begins()
             with self._amp():
                 logits = self._train_forward(xb)
             loss = F.cross_entropy(logits.float(), y)
@@ -278,13 +309,14 @@ class _EMRun:
         self.model.eval()
         self._set_requires_grad(False)
         order = _order(self.n, cfg.seed, bool(cfg.shuffle), "search", self.round)
-        batches = _batches(order, cfg.batch_size, bool(cfg.drop_last))
+        batches = _batches(order, cfg.search_batch(), bool(cfg.drop_last))
         processed = sum(len(b) for b in batches)
         sharded = cfg.mode == "samplewise" and self.dd.world_size > 1
         new = torch.zeros_like(self.delta) if sharded else self.delta
         bar = tqdm(total=len(batches), desc=f"round {self.round + 1} noise search", leave=False,
                    disable=not progress, unit="batch")
-        kw = dict(epsilon=self.eps, step_size=self.step, steps=int(cfg.pgd_steps), autocast=self._amp)
+        kw = dict(epsilon=self.eps, step_size=self.step, steps=int(cfg.pgd_steps), autocast=self._amp,
+                  update=self._update, before_forward=self._step_begins if self._graphs else None)
         try:
             for b, idx in enumerate(batches):
                 if sharded and b % self.dd.world_size != self.dd.rank:
@@ -293,7 +325,7 @@ class _EMRun:
                 idx = idx.to(self.dev)
                 x, y = self._images(idx), self.y[idx]
                 if cfg.mode == "samplewise":
-                    _, eff = pgd_min(self._eval_forward, x, y, self.delta[idx], **kw)
+                    _, eff = pgd_min(self._eval_forward, x, y, self._noise_for(idx), **kw)
                     new[idx] = eff
                 else:
                     eta, _ = pgd_min(self._eval_forward, x, y, self.delta[y], **kw)
@@ -324,6 +356,7 @@ class _EMRun:
             idx = idx.to(self.dev)
             y = self.y[idx]
             xb = (self._images(idx) + self._noise_for(idx)).clamp_(0.0, 1.0)
+            self._step_begins()
             with self._amp():
                 logits = self._eval_forward(xb)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()

@@ -32,25 +32,42 @@ class Recipe:
     ops_pixels: int = 1
     ops_objective: str = "mean-std"
     description: str = ""
+    verify: dict[str, Any] | None = None
+    """How close a fresh rebuild's EM noise must be to a release of this recipe:
+    ``{"em_min_identical": share, "em_max_diff": int, "basis": text}`` (recipes from v2 on; ``verify``
+    uses it unless given another tolerance)."""
 
     def __post_init__(self) -> None:
+        if self.verify is not None:
+            v = self.verify
+            if not isinstance(v, dict) or set(v) - {"em_min_identical", "em_max_diff", "basis"}:
+                raise ValueError(f"recipe {self.version}: verify holds em_min_identical, em_max_diff, basis")
+            share, diff = v.get("em_min_identical", 0.0), v.get("em_max_diff", 16)
+            if (not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share <= 1.0
+                    or not isinstance(diff, int) or isinstance(diff, bool) or not 0 <= diff <= 16):
+                raise ValueError(f"recipe {self.version}: verify.em_min_identical must be in [0, 1] and "
+                                 "verify.em_max_diff an int in [0, 16]")
         check_choice(f"OPS objective in recipe {self.version}:", self.ops_objective, OBJECTIVES)
         if self.ops_pixels < 1:
             raise ValueError(f"recipe {self.version}: ops.pixels must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "version": self.version,
             "description": self.description,
             "em": self.em.to_dict(),
             "ops": {"pixels": self.ops_pixels, "objective": self.ops_objective},
         }
+        if self.verify is not None:
+            out["verify"] = dict(self.verify)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        unknown = set(data) - {"version", "description", "em", "ops"}
+        unknown = set(data) - {"version", "description", "em", "ops", "verify"}
         if unknown:
-            raise ValueError(f"unknown recipe keys {sorted(unknown)}; expected version, description, em, ops")
+            raise ValueError(f"unknown recipe keys {sorted(unknown)}; expected version, description, em, ops"
+                             " (and verify)")
         try:
             ops = data.get("ops", {})
             return cls(
@@ -59,6 +76,7 @@ class Recipe:
                 em=EMConfig.from_dict(dict(data["em"])),
                 ops_pixels=int(ops.get("pixels", 1)),
                 ops_objective=str(ops.get("objective", "mean-std")),
+                verify=dict(data["verify"]) if data.get("verify") is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed recipe: {exc!r}") from exc

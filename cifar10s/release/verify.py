@@ -52,6 +52,14 @@ class EMTolerance:
         return (f"share of identical noise values >= {self.min_identical_share:.3f} and "
                 f"max |difference| <= {self.max_abs_difference}/255")
 
+    @classmethod
+    def of_recipe(cls, recipe: dict[str, Any]) -> EMTolerance | None:
+        """The tolerance a recipe record states (its ``verify`` section), or None if it states none."""
+        v = recipe.get("verify") if isinstance(recipe, dict) else None
+        if not isinstance(v, dict):
+            return None
+        return cls(float(v.get("em_min_identical", 0.0)), int(v.get("em_max_diff", 16)))
+
 
 @dataclass
 class Check:
@@ -107,7 +115,7 @@ def verify_build(
     build_root: str | os.PathLike[str],
     release_root: str | os.PathLike[str],
     *,
-    em_tolerance: EMTolerance = EMTolerance(),
+    em_tolerance: EMTolerance | None = None,
     effect: bool = True,
     effect_epochs: int = 3,
     effect_max_accuracy: float | None = None,
@@ -117,7 +125,9 @@ def verify_build(
 
     Both are data roots (holding ``cifar10s-v1/``); a release fetched from the Hub is installed as
     such a root by :func:`cifar10s.hub.client.fetch_variant`. ``effect_max_accuracy`` defaults to the
-    accuracy of the same short run on the clean training set minus 0.15.
+    accuracy of the same short run on the clean training set minus 0.15. ``em_tolerance``
+    defaults to the one the release's recipe states (``verify`` in recipes from v2 on), else the
+    widest (report only); the report says which recipe and which tolerance were used.
     """
     build, release = Path(build_root), Path(release_root)
     report = VerifyReport(str(build), str(release))
@@ -177,13 +187,20 @@ def verify_build(
 
 def _check_em(report: VerifyReport, bf: dict[str, Path], rf: dict[str, Path],
               manifests: dict[tuple[str, str], VariantFolder], clean_x: np.ndarray, labels: np.ndarray,
-              tol: EMTolerance) -> None:
+              tol: EMTolerance | None) -> None:
     bm, rm = manifests[("build", "em")], manifests[("release", "em")]
     b_noise = np.asarray(bm.load(EM_NOISE))
     r_noise = np.asarray(rm.load(EM_NOISE))
     b_recipe, r_recipe = bm.recipe, rm.recipe
     report.add("EM recipe", b_recipe == r_recipe,
                f"build {b_recipe.get('version')} vs release {r_recipe.get('version')}")
+    if tol is None:
+        stated = EMTolerance.of_recipe(r_recipe)
+        tol, source = (stated, f"stated by recipe {r_recipe.get('version')}") if stated else (
+            EMTolerance(), f"default: recipe {r_recipe.get('version')} states none")
+    else:
+        source = "given"
+    report.add("EM tolerance", True, f"{tol.describe()} ({source})", "tolerance")
     # Downstream of a fixed EM: recompute from each side's own noise, compare bit for bit.
     recomposed_by_side: dict[str, np.ndarray] = {}
     for side, folders, noise in (("release", rf, r_noise), ("build", bf, b_noise)):

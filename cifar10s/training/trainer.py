@@ -43,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..runtime import DistContext, current_context, derive_seed, kernel_settings, resolve_device
+from .accel import mark_step, training_fast_path
 from .adversarial import pgd_linf
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -86,6 +87,7 @@ class _Run:
     train_step: Callable[..., Any] | None  # a submission's step, or None for the built-in one
     theta0: dict[str, torch.Tensor]
     param_count: int
+    fast: dict[str, Any]  # what training_fast_path decided (fused optimizer, compile mode, CUDA graphs)
     records: list[EpochRecord] = field(default_factory=list)
     start_epoch: int = 0
     elapsed_before: float = 0.0
@@ -165,20 +167,20 @@ def _set_up(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config
         raw = raw.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(raw, config, hooks)
     fwd: nn.Module = raw
-    attack_fwd: nn.Module = raw
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         fwd = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        fwd = torch.compile(fwd)  # type: ignore[assignment]
-        attack_fwd = fwd if not ctx.distributed else torch.compile(raw)  # type: ignore[assignment]
+    fwd, attack_fwd, optimizer, fast = training_fast_path(  # plain on CPU and under `deterministic`
+        raw, fwd, optimizer, device, compile=config.compile, deterministic=config.deterministic,
+        distributed=ctx.distributed, own_optimizer=getattr(hooks, "make_optimizer", None) is not None,
+        own_step=train_step is not None)
     return _Run(
         config=config, ctx=ctx, device=device, data_u8=data_u8, data_y=data_y, raw=raw, fwd=fwd,
         attack_fwd=attack_fwd, optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
         pre_attack=pre_attack, post_attack=post_attack, train_step=train_step,
         theta0={k: v.detach().clone() for k, v in raw.named_parameters()},
-        param_count=sum(p.numel() for p in raw.parameters() if p.requires_grad),
+        param_count=sum(p.numel() for p in raw.parameters() if p.requires_grad), fast=fast,
     )
 
 
@@ -247,6 +249,7 @@ def _checkpoint(run: _Run, workdir: Path, epoch: int, elapsed: float) -> None:
 
 def _builtin_step(run: _Run, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward (autocast if asked), float32 cross-entropy, backward, optimiser step -> (loss, logits)."""
+    mark_step(run.fast["cuda_graphs"])
     with autocast(run.device, run.amp):
         logits = run.fwd(x)
     loss = F.cross_entropy(logits.float(), targets)
@@ -486,6 +489,7 @@ def _make_result(run: _Run, completed: bool, total_time: float) -> TrainResult:
         total_time=total_time,
         resumed_from_epoch=run.start_epoch,
         param_count=run.param_count,
-        environment={"torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__},
+        environment={"torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                     "fast_path": dict(run.fast)},
         precision=run.precision(),
     )
