@@ -4,19 +4,22 @@
 # 128, [0, 1] inputs, crop + flip, 200 epochs, all 50,000 training and 10,000 test images), on the
 # clean training set and on OPS, 2 seeds each, scored in the sandbox and signed.
 #
-#   leaderboard/paper-scale-cpu.sh [CIFAR10] [DATA_ROOT] [OUT]
+#   leaderboard/paper-scale-cpu.sh [CIFAR10] [DATA_ROOT] [OUT] [WORK]
 #
-# Defaults: ../shared/data/cifar-10-full-python.tar.gz, data-full, leaderboard/examples/paper-scale-cpu.
+# Defaults: ../shared/data/cifar-10-full-python.tar.gz, data-full, leaderboard/examples/paper-scale-cpu,
+# OUT/.work. A DATA_ROOT and WORK outside the checkout survive a fresh clone: the checkpoints of hours
+# of training are in WORK, and resuming needs the very same data folder (its manifest's sha256).
 # The command to call is $CIFAR10S (default: cifar10s on PATH). The two training sets are scored side
 # by side, one thread each (OMP_NUM_THREADS=1; two threads per process on a 2-core machine shared
 # with other work spin against each other). Resumable: a finished result is kept, an interrupted seed
-# resumes from its last epoch checkpoint in OUT/.work; run the same command again after a stop.
+# resumes from its last epoch checkpoint in WORK; run the same command again after a stop.
 # Several hours on a 2-core CPU; the wall time of each run is in its result (wall_time_s).
 set -euo pipefail
 
 cifar10=${1:-../shared/data/cifar-10-full-python.tar.gz}
 root=${2:-data-full}
 out=${3:-leaderboard/examples/paper-scale-cpu}
+work=${4:-$out/.work}
 here=$(cd "$(dirname "$0")" && pwd)
 cli=${CIFAR10S:-cifar10s}
 variants="clean ops-k1"
@@ -41,7 +44,7 @@ score() {  # one training set, both seeds; a second attempt resumes from the fir
         stamp "score $name (attempt $attempt)"
         if OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$cli" score "$here/submissions/lenet5-standard" --root "$root" \
             --variant "$variant" --preset paper --seeds 0 1 --device cpu --allow-slow --quiet --out "$out" \
-            --workdir "$out/.work/lenet5-standard--$variant"; then
+            --workdir "$work/lenet5-standard--$variant"; then
             stamp "done $name"
             return 0
         fi
@@ -50,13 +53,13 @@ score() {  # one training set, both seeds; a second attempt resumes from the fir
     return 1
 }
 
-mkdir -p "$out/.work"
+mkdir -p "$work"
 pids=()
 for variant in $variants; do
-    score "$variant" > "$out/.work/log-$variant.txt" 2>&1 &
+    score "$variant" > "$work/log-$variant.txt" 2>&1 &
     pids+=($!)
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-stamp "finished (status $status); logs in $out/.work/log-*.txt"
+stamp "finished (status $status); logs in $work/log-*.txt"
 exit $status

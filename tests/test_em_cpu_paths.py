@@ -79,7 +79,9 @@ def test_default_cpu_config_is_unchanged(data):
 
 def test_channels_last_on_cpu(data, tmp_path):
     x, y = data
-    cfg = config(channels_last=True)
+    # float32 channels-last on the CPU aborted the process in torch 2.14's backward: it is not used
+    assert not engine(x, y, config(channels_last=True)).channels_last
+    cfg = config(channels_last=True, amp=True)  # in bf16 it runs on the CPU, end to end
     run = engine(x, y, cfg)
     assert run.channels_last
     assert run.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)

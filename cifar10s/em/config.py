@@ -141,8 +141,12 @@ class EMConfig:
         return int(self.epsilon + 1e-9)
 
     def uses_channels_last(self, device_type: str) -> bool:
-        """Whether the run on a device of this type uses the channels-last memory format."""
-        return device_type == "cuda" if self.channels_last is None else self.channels_last
+        """Channels-last memory format: on CUDA by default, or as asked; never on the CPU in float32,
+        where torch 2.14's backward of this generator in channels-last aborted the whole process
+        (reproduced on the 2-core CI machine; docs/em.md). In bf16 (``amp``) it runs on the CPU too.
+        The manifest's ``em.numerics`` records what ran."""
+        wanted = device_type == "cuda" if self.channels_last is None else self.channels_last
+        return bool(wanted) and not (device_type == "cpu" and not self.amp)
 
     def uses_tf32(self) -> bool:
         """Whether CUDA matrix products and convolutions run in TF32 (``tf32``, else ``amp``)."""
