@@ -188,7 +188,10 @@ def test_moved_modules_named_by_the_docs_warn_and_re_export(monkeypatch):
                      ("cifar10s.leaderboard.provenance", "cifar10s.leaderboard.scoring.provenance"),
                      ("cifar10s.leaderboard.sandbox.heldout", "cifar10s.leaderboard.scoring.heldout"),
                      ("cifar10s.leaderboard.sandbox.integrity", "cifar10s.leaderboard.scoring.integrity"),
-                     ("cifar10s.leaderboard.sandbox.seedruns", "cifar10s.leaderboard.scoring.seedruns")):
+                     ("cifar10s.leaderboard.sandbox.seedruns", "cifar10s.leaderboard.scoring.seedruns"),
+                     ("cifar10s.training.augment_authors", "cifar10s.training.augment.authors"),
+                     ("cifar10s.training.augment_authors_ops", "cifar10s.training.augment.authors_ops"),
+                     ("cifar10s.training.augment_randaugment_tv", "cifar10s.training.augment.randaugment_tv")):
         monkeypatch.delitem(sys.modules, old, raising=False)
         with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
             alias = importlib.import_module(old)

@@ -21,7 +21,7 @@ from cifar10s.training.augment import (
     RandomCropFlip,
     build_augmentation,
 )
-from cifar10s.training.augment_authors import (
+from cifar10s.training.augment.authors import (
     CUTOUT_OP_FILL,
     GREY_FILL,
     SIGNED_OPS,

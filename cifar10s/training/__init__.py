@@ -12,7 +12,7 @@ _LAZY = {
     "AUGMENTATIONS": ".augment", "RANDAUGMENT_OPS": ".augment", "AugmentationPipeline": ".augment",
     "BatchAugmentation": ".augment", "Cutout": ".augment", "Mixup": ".augment", "RandAugment": ".augment",
     "RandomCropFlip": ".augment", "build_augmentation": ".augment",
-    "AuthorsRandAugment": ".augment_authors", "AUTHORS_RANDAUGMENT_OPS": ".augment_authors",
+    "AuthorsRandAugment": ".augment", "AUTHORS_RANDAUGMENT_OPS": ".augment",
     "DEFENSES": ".defenses", "build_defense": ".defenses",
     "PRESETS": ".presets", "resolve_preset": ".presets",
     "TrainConfig": ".config", "TrainResult": ".config",

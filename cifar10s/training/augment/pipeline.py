@@ -31,7 +31,7 @@ and its source.
 * ``standard+mixup``: standard, then the same Mixup (the recipe of Zhang et al.'s
   CIFAR-10 code).
 * ``randaugment``: standard, then the authors' RandAugment
-  (:class:`~cifar10s.training.augment_authors.AuthorsRandAugment`: 2 of 15 ops per
+  (:class:`~cifar10s.training.augment.authors.AuthorsRandAugment`: 2 of 15 ops per
   image, each with p=0.5 at a level drawn from 1..9 of 10, grey fill).
 * ``randaugment-tv``: standard, then RandAugment with the op list and magnitudes of
   ``torchvision.transforms.RandAugment`` (N=2 ops, magnitude 9 of 31 bins;
@@ -42,10 +42,10 @@ the stages then run in the fixed order crop/flip -> RandAugment -> Cutout -> Mix
 and crop/flip is part of every name except ``none`` and a lone ``mixup``.
 
 This module holds the crop/flip, Cutout and Mixup stages and the pipeline that chains the
-stages; the two RandAugments have modules of their own (:mod:`.augment_authors`, the authors'
+stages; the two RandAugments have modules of their own (:mod:`.authors`, the authors'
 variant, whose fifteen operations reproduce Pillow's integer maths in
-:mod:`.augment_authors_ops`; :mod:`.augment_randaugment_tv`, torchvision's), and the random
-draws every stage shares are :mod:`.augment_draws`.  Every name is importable from here.
+:mod:`.authors_ops`; :mod:`.randaugment_tv`, torchvision's), and the random
+draws every stage shares are :mod:`.draws`.  Every name is importable from here.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-from .augment_authors import AUTHORS_RANDAUGMENT_OPS, AuthorsRandAugment
-from .augment_draws import _check_generator, _check_images, _rand, _randint, _soft_targets
-from .augment_randaugment_tv import RANDAUGMENT_OPS, RandAugment, randaugment_magnitudes
+from .authors import AUTHORS_RANDAUGMENT_OPS, AuthorsRandAugment
+from .draws import _check_generator, _check_images, _rand, _randint, _soft_targets
+from .randaugment_tv import RANDAUGMENT_OPS, RandAugment, randaugment_magnitudes
 
 __all__ = [
     "AUGMENTATIONS",

@@ -1,0 +1,41 @@
+"""On-device batch augmentations: the pipeline the trainer builds, and each augmentation in its module.
+
+* :mod:`.pipeline`: :func:`build_augmentation` (the Table 4 names), :class:`AugmentationPipeline`,
+  random crop + flip, Cutout, Mixup;
+* :mod:`.authors` and :mod:`.authors_ops`: the OPS authors' RandAugment (their op list and magnitudes);
+* :mod:`.randaugment_tv`: torchvision's RandAugment, batched on the device;
+* :mod:`.draws`: the random draws and input checks they share.
+
+See docs/augmentations.md.
+"""
+
+from __future__ import annotations
+
+from .authors import AUTHORS_RANDAUGMENT_OPS, AuthorsRandAugment
+from .pipeline import (
+    AUGMENTATIONS,
+    RANDAUGMENT_OPS,
+    AugmentationPipeline,
+    BatchAugmentation,
+    Cutout,
+    Mixup,
+    RandAugment,
+    RandomCropFlip,
+    build_augmentation,
+    randaugment_magnitudes,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "AUTHORS_RANDAUGMENT_OPS",
+    "RANDAUGMENT_OPS",
+    "AugmentationPipeline",
+    "AuthorsRandAugment",
+    "BatchAugmentation",
+    "Cutout",
+    "Mixup",
+    "RandAugment",
+    "RandomCropFlip",
+    "build_augmentation",
+    "randaugment_magnitudes",
+]
