@@ -217,7 +217,7 @@ def test_process_attacks_score_what_they_earned(tmp_path, built_root, attack, on
     assert seed["final_test_acc"] == CHANCE and seed["flipped_test_acc"] == CHANCE
     assert result["summary"]["final_test_acc"]["mean"] == CHANCE
     assert result["integrity"]["suspicious"] is False and result["integrity"]["flip_gap"] == 0.0
-    assert json.loads(Path(result["_path"]).read_text())["summary"]["final_test_acc"]["mean"] == CHANCE
+    assert json.loads(_written(tmp_path / "out").read_text())["summary"]["final_test_acc"]["mean"] == CHANCE
 
     states = read_logs(logs)
     evaluated = [s for s in states if s["eval_calls"]]
@@ -343,7 +343,7 @@ def test_embedded_test_labels_are_flagged(tmp_path, built_root, one_thread):
     result = score_quick(folder, built_root, tmp_path / "out", log=printed.append)
     (seed,) = result["per_seed"]
     assert seed["final_test_acc"] == 1.0 and seed["flipped_test_acc"] == pytest.approx(CHANCE, abs=0.01)
-    integrity = json.loads(Path(result["_path"]).read_text())["integrity"]
+    integrity = json.loads(_written(tmp_path / "out").read_text())["integrity"]
     assert integrity["suspicious"] is True and integrity["flip_gap"] > 0.85
     assert integrity["flip_gap_threshold"] == 0.1 and integrity["reasons"]
     assert any("SUSPICIOUS" in line for line in printed)
@@ -462,3 +462,9 @@ def test_planted_bytecode_is_refused_and_never_loaded(tmp_path, monkeypatch, cap
         sys.modules.pop("helper", None)
         sys.modules.pop("cifar10s_submission", None)
         sys.path_importer_cache.clear()
+
+
+def _written(out: Path) -> Path:
+    """The one result file a scoring run wrote into ``out`` (the returned record carries no path)."""
+    (path,) = sorted(out.glob("*.json"))
+    return path

@@ -294,7 +294,7 @@ def test_a_double_forked_daemon_dies_with_its_sandbox(tmp_path, box, built_root,
     folder, logs = hostile(tmp_path, DAEMON, result=str(out / "attack--ops--cpu-smoke.json"), marker=marker)
     result = score_submission(folder, built_root, variant="ops", preset="cpu-smoke", seeds=[0], device="cpu",
                               out=out, overrides=dict(QUICK), log=None, sandbox=in_box(box, logs))
-    path = Path(result["_path"])
+    path = _written(tmp_path / "out")
     written = path.read_bytes()
     assert len(list(logs.glob("daemon-*"))) >= 3  # a daemon started in every child (inspect, train, evaluate)
     assert processes_with(marker) == []  # ... and none is left
@@ -543,3 +543,9 @@ def test_an_honest_submission_scores_the_same_with_and_without_the_sandbox(tmp_p
     assert a["final_test_acc"] == b["final_test_acc"] and a["flipped_test_acc"] == b["flipped_test_acc"]
     assert a["weights_sha256"] == b["weights_sha256"]
     assert [r["test_acc"] for r in a["records"]] == [r["test_acc"] for r in b["records"]]
+
+
+def _written(out: Path) -> Path:
+    """The one result file a scoring run wrote into ``out`` (the returned record carries no path)."""
+    (path,) = sorted(out.glob("*.json"))
+    return path

@@ -368,7 +368,6 @@ def assemble_result(run: PreparedRun, ran: SeedRuns, *, t_start: float, say: Cal
         run.out_dir.mkdir(parents=True, exist_ok=True)
         path = run.out_dir / f"{run.stem}.json"
         result = write_result(path, record, run.key)
-        result["_path"] = str(path)
         say(f"wrote {path} (signed by key {run.key.key_id if run.key else '?'})")
     return result
 
