@@ -726,3 +726,84 @@ def test_html_escapes_everything_and_runs_only_its_own_script(demo):
     assert "alert" not in script
     # self-contained: nothing is loaded from anywhere
     assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+# ------------------------------------------------------------------------------------------------
+# the source of the data: the official archive, a full-size copy, a subset
+
+
+FULL_COPY = {"train": "a1" * 32, "test": "b2" * 32}
+
+
+def paper_scale(demo: list[dict], train_set: str, accs: tuple[float, ...], *, kind: str = "full-copy",
+                stuck_seed: int | None = None) -> dict:
+    """LeNet-5, standard training, the paper preset on all of CIFAR-10 from a copy of kind ``kind``
+    (as leaderboard/paper-scale-cpu.sh scores it), optionally with a seed that never left chance."""
+    r = paper_run(demo, model="lenet5", method="standard", train_set=train_set, accs=accs,
+                  name="LeNet-5, standard training (paper baseline)")
+    n_train, n_test = (50000, 10000) if kind != "subset" else (10000, 2000)
+    r["dataset"].update(source_kind=kind, source_content_fingerprint=FULL_COPY, official_cifar10=kind == "official",
+                        num_train=n_train, num_test=n_test)
+    r["test_set"].update(source_kind=kind, content_fingerprint=FULL_COPY["test"], num_test=n_test)
+    if stuck_seed is not None:
+        for rec in r["per_seed"][stuck_seed]["records"]:
+            rec.update(train_loss=2.3026, train_acc=0.1, test_acc=0.1)
+    return r
+
+
+def test_a_paper_scale_folder_on_a_full_size_copy_is_comparable_and_names_its_source(demo, tmp_path):
+    """What leaderboard/examples/paper-scale-cpu/ will hold: LeNet-5 on all 50,000 images of a copy
+    that is not the official archive. Comparable (only images and labels matter), labelled as a
+    full-size copy with its content fingerprint, never as the official archive; the paper's 70.27
+    (clean) and 22.19 (OPS) beside it with the difference; a seed at chance footnoted."""
+    folder = tmp_path / "paper-scale-cpu"
+    folder.mkdir()
+    for train_set, accs, stuck in (("clean", (0.6950, 0.7080), None), ("ops", (0.2310, 0.1000), 1)):
+        r = sign_record(paper_scale(demo, train_set, accs, stuck_seed=stuck), KEY)
+        (folder / f"lenet5-standard--{r['dataset']['variant']}--paper.json").write_text(json.dumps(r))
+    md_path, page_path, n, skipped = write_leaderboard(folder, tmp_path / "site", trusted_keys=TRUSTED)
+    assert (n, skipped) == (2, [])
+    md = md_sections(md_path.read_text("utf-8"))
+    comparable = md["Comparable with the paper"].replace("\\", "")
+    assert "Not comparable with the paper" not in md
+    assert "| reproduced | 70.15 ± 0.92 | -0.12 |" in comparable and "| reported | 70.27 | – |" in comparable
+    assert "| reproduced | 16.55 ± 9.26 | -5.64 |" in comparable and "| reported | 22.19 | – |" in comparable
+    assert comparable.count("clean (full-size copy)") == 1 and comparable.count("ops-k1 (full-size copy)") == 1
+    note = "training data: full-size copy, not the official archive: all 50000 training and 10000 test images"
+    assert note in comparable
+    assert "content fingerprint train a1a1a1a1a1a1a1a1…, test b2b2b2b2b2b2b2b2…" in comparable
+    assert "unverified (the official content fingerprint is not yet pinned in cifar10s/constants.py)" in comparable
+    assert "seed 1 never left chance" in comparable
+    # never called the official archive, in a row or a note
+    shown = "\n".join(line for line in comparable.splitlines() if line.startswith(("|", "- †")))
+    assert "official archive" not in shown.replace("not the official archive", "").replace("official archive's", "")
+    # the by-model table: comparable, both cells beside the paper's, the drop in points
+    (row,) = [line for line in md["By model and method"].splitlines() if "| lenet5 |" in line]
+    assert "| paper | yes | 70.15 ± 0.92 (2 seeds); paper 70.27 (Table 2, reported) |" in row
+    assert "| 16.55 ± 9.26 (2 seeds); paper 22.19 (Table 2, reported) |" in row
+    page = page_path.read_text("utf-8")
+    assert "full-size copy" in sections(page)["Comparable with the paper"]
+
+
+def test_the_source_decides_comparability(demo, monkeypatch):
+    """A subset is never comparable; a full-size copy whose content is known to differ from the
+    official archive's is not; one whose content matches, or the official archive, is."""
+    def part_of(r: dict) -> str:
+        md = md_sections(render_markdown([r]))
+        return "comparable" if "Not comparable with the paper" not in md else "other"
+
+    assert part_of(paper_scale(demo, "clean", (0.70,), kind="subset")) == "other"
+    assert part_of(paper_scale(demo, "clean", (0.70,), kind="official")) == "comparable"
+    assert part_of(paper_scale(demo, "clean", (0.70,), kind="official-content")) == "comparable"
+    assert part_of(paper_scale(demo, "clean", (0.70,))) == "comparable"
+    monkeypatch.setattr(result_file, "CIFAR10_OFFICIAL_CONTENT", {"train": "c3" * 32, "test": "d4" * 32})
+    assert part_of(paper_scale(demo, "clean", (0.70,))) == "other"
+    md = render_markdown([paper_scale(demo, "clean", (0.70,))]).replace("\\", "")
+    assert "its images or labels differ from the official archive's" in md
+    monkeypatch.setattr(result_file, "CIFAR10_OFFICIAL_CONTENT", dict(FULL_COPY))
+    md = render_markdown([paper_scale(demo, "clean", (0.70,))]).replace("\\", "")
+    assert "its images and labels equal the official archive's (content fingerprints match)" in md
+    # a subset of the test set is a caveat too, whatever the training data
+    r = paper_scale(demo, "clean", (0.70,), kind="official")
+    r["test_set"].update(source_kind="subset", num_test=2000)
+    assert part_of(r) == "other"
