@@ -1,8 +1,9 @@
 """The board's figures as inline SVG, and the labels they share with its tables.
 
 :func:`accuracy_chart` draws one bar per (model, method, defense) and training set with the
-paper's number beside bars of the same model. Each figure takes checked :class:`.results.Entry`
-rows, never raw records, and returns a self-contained ``<svg>`` element; the HTML page places
+paper's number beside bars of the same model. Each figure takes the board's checked results
+(:class:`.results.CheckedResult`), never raw records, and returns a self-contained ``<svg>``
+element; :func:`table_order` is the order of the board's rows and figures. The HTML page places
 one per board part (:func:`.render.part_figures`), so another figure is one more function here
 and one more line there.
 """

@@ -4,15 +4,17 @@ A final accuracy hides *when* a shortcut takes hold; the per-epoch records the s
 show it. For each (submission, model, method, defense, preset) this builds one chart with a
 series per training set (clean / EM / OPS / CIFAR-10-S ...): clean test accuracy per epoch
 (computed by the scorer from the per-epoch predictions), and, where the trainer recorded it,
-accuracy on the training batches, each as the mean over seeds with the min-max band.
+accuracy on the training batches, each seed as its own line (a seed at chance is never averaged
+into the others). Charts come in the board's table order (standard training first).
 
 It also tells a seed that never left chance (:func:`seed_at_chance`): such a seed would drag a
 row's mean down without anything to show for it, so the board marks it. This is computed here,
 from the recorded losses and accuracies, every time the board is rendered; result files never
 carry it as a claim.
 
-Pure functions over plain data (no torch): result files are other people's bytes, so every
-number is checked (finite, in range) and anything else is left out of the curves.
+Pure functions over the board's :class:`.results.CheckedResult`s (no torch): the records are
+typed and checked once when read, and every number drawn is checked again (finite, in range);
+anything else is left out of the curves.
 """
 
 from __future__ import annotations
