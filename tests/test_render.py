@@ -246,7 +246,7 @@ def test_a_freshly_scored_result_passes_the_checks(tmp_path, built_root, one_thr
     assert f"| {rank} | LeNet-5 \\| fresh [link](https://example.org/paper) | A. Tester | lenet5 | standard |" in md
     # the paper's LeNet-5 on OPS (Table 2): 22.19%, shown beside it; no Δ for a 1-epoch run on a subset
     assert f"| reproduced | {final:.2f} | – |" in md and "epochs=1 \\(paper 200\\)" in md
-    assert "training data: built from a subset of CIFAR\\-10 \\(10000 training images\\)" in md
+    assert "training data: built from a subset of CIFAR-10 \\(10000 training images\\)" in md
     assert md.count("| reported |") == 1 and "| reported | 22.19 | – |" in md and "Shortcut, Table 2 " in md
     assert "FLAGGED" not in md  # an honest model's flip gap is small
 

@@ -1,6 +1,6 @@
 """Draw :mod:`.curves` charts twice from one drawing: inline SVG for the page, PNG beside it.
 
-A chart is laid out once as a short list of shapes (lines, polylines, bands, text) in pixel
+A chart is laid out once as a short list of shapes (lines, polylines, text) in pixel
 coordinates; :func:`chart_svg` and :func:`chart_png` only translate that list, so the page and
 the PNG files cannot disagree. The PNG uses Pillow (a dependency already); nothing here imports
 torch or a plotting library. Text comes from result files, so the SVG escapes every string and
@@ -29,12 +29,11 @@ _LEGEND_ROW = 18
 
 @dataclass(frozen=True)
 class _Shape:
-    kind: str  # "line" | "poly" | "band" | "text"
+    kind: str  # "line" | "poly" | "text"
     points: tuple[tuple[float, float], ...] = ()
     colour: str = "#000000"
     width: float = 1.0
     dash: tuple[int, int] | None = None  # (on, off) pixels; None: solid
-    alpha: float = 1.0
     text: str = ""
     size: int = 11
     anchor: str = "start"  # "start" | "middle" | "end"
@@ -161,8 +160,6 @@ def chart_svg(chart: Chart) -> str:
         elif s.kind == "poly":
             out.append(f'<polyline points="{_pts(s.points)}" fill="none" stroke="{s.colour}" '
                        f'stroke-width="{s.width}"{dash}/>')
-        elif s.kind == "band":
-            out.append(f'<polygon points="{_pts(s.points)}" fill="{s.colour}" fill-opacity="{s.alpha}" stroke="none"/>')
         else:
             (x, y), = s.points
             out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{s.size}" text-anchor="{s.anchor}" '
@@ -223,11 +220,6 @@ def chart_png(chart: Chart, scale: int = 2) -> bytes:
     img = Image.new("RGBA", (w * scale, h * scale), (255, 255, 255, 255))
     for s in shapes:
         pts = [(x * scale, y * scale) for x, y in s.points]
-        if s.kind == "band":
-            layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-            ImageDraw.Draw(layer).polygon(pts, fill=(*_rgb(s.colour), int(255 * s.alpha)))
-            img = Image.alpha_composite(img, layer)
-            continue
         draw = ImageDraw.Draw(img)
         if s.kind in ("line", "poly"):
             for seg in (_dashes(pts, s.dash[0] * scale, s.dash[1] * scale) if s.dash else [pts]):
