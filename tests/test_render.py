@@ -807,3 +807,32 @@ def test_the_source_decides_comparability(demo, monkeypatch):
     r = paper_scale(demo, "clean", (0.70,), kind="official")
     r["test_set"].update(source_kind="subset", num_test=2000)
     assert part_of(r) == "other"
+
+
+def test_defenses_are_ranked_against_the_row_without_one_and_name_another_build(demo):
+    """Defenses on CIFAR-10-S ranked by the accuracy they reach, restored points and clean cost
+    measured against the same model and method without a defense; a defense trained on another
+    build of the data than that row (other training-image sha256) says so."""
+    def defended(train_set: str, name: str, defense: str, acc: float, sha: str | None = None) -> dict:
+        r = example(demo, "standard", train_set)
+        r["submission"].update(name=name, defense=defense, defense_kwargs={})
+        r["summary"]["final_test_acc"] = {"mean": acc, "std": 0.0, "n": 1, "values": [acc]}
+        if sha:
+            r["dataset"]["train_images_sha256"] = sha
+        return r
+
+    records = [example(demo, "standard", "cifar10s"), example(demo, "standard", "clean"),
+               defended("cifar10s", "JPEG", "jpeg", 0.50), defended("clean", "JPEG", "jpeg", 0.52),
+               defended("cifar10s", "Gray", "grayscale", 0.15, sha="ab" * 32), defended("clean", "Gray", "grayscale", 0.42)]
+    md = md_sections(render_markdown(records))["Defenses vs CIFAR-10-S"]
+    rows = [line for line in md.splitlines() if "| lenet5 |" in line]
+    assert [r.split(" | ")[1] for r in rows] == ["none", "jpeg", "grayscale"]
+    assert rows[1].startswith("| 1 | jpeg |") and rows[2].startswith("| 2 | grayscale |")
+    base, base_clean = 100 * demo_mean(records[0]), 100 * demo_mean(records[1])
+    assert f"| {50 - base:+.2f} |" in rows[1] and f"| {base_clean - 52:+.2f} |" in rows[1]
+    assert "another build" not in rows[1] and rows[1].endswith("| – |")
+    assert "another build of CIFAR-10-S than the row without a defense" in rows[2]
+
+
+def demo_mean(r: dict) -> float:
+    return r["summary"]["final_test_acc"]["mean"]

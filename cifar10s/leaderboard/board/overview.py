@@ -124,6 +124,15 @@ class DefenseRow:
     baseline_clean: Entry | None  # no defense, clean
 
     @property
+    def other_build(self) -> list[str]:
+        """The training sets on which this defense trained on another build than the row without a
+        defense (different training-image sha256): its restored points or clean cost then compare
+        two different draws of the same data, not only the defense."""
+        pairs = (("CIFAR-10-S", self.poisoned, self.baseline), ("clean", self.clean, self.baseline_clean))
+        return [name for name, a, b in pairs if a is not None and b is not None and a.data_sha256
+                and b.data_sha256 and a.data_sha256 != b.data_sha256]
+
+    @property
     def restored(self) -> float | None:
         """CIFAR-10-S accuracy gained over no defense, in points."""
         return _pp(self.poisoned, self.baseline)
@@ -179,7 +188,14 @@ DEFENSE_COLUMNS = (
     ("preset", "Preset", "text"), ("comparable", "Comparable|with the paper", "text"),
     ("cifar10s", "CIFAR-10-S (%)|trained on CIFAR-10-S", "num"), ("restored", "Restored|pp vs no defense", "num"),
     ("clean", "Clean (%)|trained on clean", "num"), ("cost", "Clean cost|pp vs no defense", "num"),
+    ("data", "Data|vs no defense", "text"),
 )
+
+
+def _build_note(d: DefenseRow) -> str:
+    other = d.other_build if d.defense else []
+    return (f"another build of {' and '.join(other)} than the row without a defense (training images differ)"
+            if other else "")
 
 
 def _ours_text(e: Entry | None) -> str:
@@ -282,7 +298,7 @@ def defenses_markdown(groups: Sequence[Sequence[DefenseRow]]) -> list[str]:
                      f"{_ours_text(d.poisoned)} ({_seeds_text(d.poisoned)})",
                      _signed(d.restored) if d.defense else "–",
                      f"{_ours_text(d.clean)} ({_seeds_text(d.clean)})" if d.clean is not None else "–",
-                     _signed(d.clean_cost) if d.defense else "–"]
+                     _signed(d.clean_cost) if d.defense else "–", md(_build_note(d)) or "–"]
             out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -302,7 +318,8 @@ def defenses_html(groups: Sequence[Sequence[DefenseRow]], table_id: str) -> str:
                      num_cell(d.restored if d.defense else None, _signed(d.restored) if d.defense else "–"),
                      num_cell(None if clean is None or clean.final is None else 100 * clean.final, _ours_text(clean),
                               _sub(_seeds_text(clean))),
-                     num_cell(d.clean_cost if d.defense else None, _signed(d.clean_cost) if d.defense else "–")]
+                     num_cell(d.clean_cost if d.defense else None, _signed(d.clean_cost) if d.defense else "–"),
+                     f'<td class="sub">{esc(_build_note(d)) or ("same builds" if d.defense else "–")}</td>']
             out.append(f'<tr class="{"defense" if d.defense else "baseline"}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)

@@ -89,6 +89,7 @@ class Entry:
     sandbox: str | None = None  # the sandbox it was scored in; None: none (shown apart, never ranked)
     signer: str | None = None  # id of the trusted key that signed it; None for the paper's rows
     data_source: str = ""  # the CIFAR-10 copy trained on: "official archive", "full-size copy", "subset"...
+    data_sha256: str | None = None  # sha256 of the training images (before any defense): which build it was
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ def entry_of(record: ResultRecord, file: str = "") -> Entry:
         preset=preset or "?", seeds=seeds, final=final, final_std=final_std, best=best, diff_pp=diff_pp,
         harness=harness, date=date, notes=tuple(notes), comparable=comparable, file=file,
         sandbox=sandbox_label(to_json({"sandbox": record.sandbox})), data_source=source_label,
+        data_sha256=ds.train_images_sha256 if re.fullmatch(r"[0-9a-f]{64}", ds.train_images_sha256 or "") else None,
     )
 
 
