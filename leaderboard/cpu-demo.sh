@@ -15,7 +15,8 @@
 # variant it scores is built (or found up to date) before any training; a finished result is
 # kept and not re-run; an interrupted seed resumes from its checkpoint in OUT/.work; a run that
 # fails is retried once (resuming), then the script goes on with the others, renders the board
-# from what finished and exits non-zero naming what did not. About an hour on a 2-core CPU.
+# from what finished and exits non-zero naming what did not. About an hour and a half on a 2-core
+# CPU (the grid about 70 minutes, the four defense runs about 26).
 #
 # Why each setting (docs/training.md, "Short schedules", has the measurements, every run):
 # * normalize=true: the paper feeds [0, 1] inputs; with them and crop+flip LeNet-5 has not fitted
