@@ -836,3 +836,20 @@ def test_defenses_are_ranked_against_the_row_without_one_and_name_another_build(
 
 def demo_mean(r: dict) -> float:
     return r["summary"]["final_test_acc"]["mean"]
+
+
+def test_chart_values_sit_under_the_axis_where_nothing_covers_them(demo):
+    """Each bar's value is written under the axis, below every bar, error line and paper diamond
+    (which once covered the labels drawn above the bars)."""
+    svg = ET.fromstring(render_svg(demo))
+    values = [t for t in svg.iter(f"{SVG}text") if t.get("class") == "value"]
+    assert len(values) == 12  # one per bar: 3 methods x 4 training sets
+    axis = max(float(r.get("y")) + float(r.get("height")) for r in svg.iter(f"{SVG}rect") if r.get("class") == "bar")
+    lowest_mark = max(max(float(p) for p in re.findall(r"[\d.]+", path.get("d"))[1::2])
+                      for path in svg.iter(f"{SVG}path") if path.get("class") == "paper")
+    lines = [max(float(ln.get("y1")), float(ln.get("y2"))) for ln in svg.iter(f"{SVG}line") if ln.get("stroke") == "#222"]
+    for t in values:
+        top_of_text = float(t.get("y")) - 9  # font-size 9, drawn from its baseline up
+        assert top_of_text >= axis - 1e-6 and top_of_text > lowest_mark and top_of_text > max(lines), t.text
+    # and they are the bars' own numbers
+    assert sorted(t.text for t in values)[:3] == ["18.7", "20.4", "22.0"]
