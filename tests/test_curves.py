@@ -128,9 +128,10 @@ def test_chance_rule_on_a_recorded_stuck_seed():
 
 
 def test_chance_rule_on_recorded_runs():
-    """The recorded CPU grid: every seed of standard training and RandAugment trained (final
-    accuracies 18-56%); PGD AT's seed 1 stayed at chance (10.00%, training loss at ln 10) on every
-    training set, and is the only one flagged."""
+    """The recorded CPU grid: every seed of standard training, RandAugment and the defended runs
+    trained (final training accuracy 50-97%, clean test accuracy 13-56%: grayscale on CIFAR-10-S
+    fits its training set and still tests at 13.75%, which is not chance); PGD AT's seed 1 stayed
+    at chance (10.00%, training loss at ln 10) on every training set, and is the only one flagged."""
     files = sorted(EXAMPLE.glob("*.json"))
     assert len(files) >= 12
     for f in files:
@@ -139,7 +140,8 @@ def test_chance_rule_on_recorded_runs():
         if r["submission"]["method"] == "at":
             assert chance_seeds(typed_record(r)) == [1] and stuck == [0.1], f.name
         else:
-            assert chance_seeds(typed_record(r)) == [] and min(s["final_test_acc"] for s in r["per_seed"]) > 0.15, f.name
+            assert chance_seeds(typed_record(r)) == [] and min(s["final_test_acc"] for s in r["per_seed"]) > 0.13, f.name
+            assert min(s["final_train_acc"] for s in r["per_seed"]) > 0.5, f.name
 
 
 def test_series_from_synthetic_results():
