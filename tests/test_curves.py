@@ -129,7 +129,7 @@ def test_chance_rule_on_a_recorded_stuck_seed():
 
 def test_chance_rule_on_recorded_runs():
     """The recorded CPU grid: every seed of standard training, RandAugment and the defended runs
-    trained (final training accuracy 50-97%, clean test accuracy 13-56%: grayscale on CIFAR-10-S
+    trained (final training accuracy 42-96%, clean test accuracy 13-56%: grayscale on CIFAR-10-S
     fits its training set and still tests at 13.75%, which is not chance); PGD AT's seed 1 stayed
     at chance (10.00%, training loss at ln 10) on every training set, and is the only one flagged."""
     files = sorted(EXAMPLE.glob("*.json"))
@@ -141,7 +141,7 @@ def test_chance_rule_on_recorded_runs():
             assert chance_seeds(typed_record(r)) == [1] and stuck == [0.1], f.name
         else:
             assert chance_seeds(typed_record(r)) == [] and min(s["final_test_acc"] for s in r["per_seed"]) > 0.13, f.name
-            assert min(s["final_train_acc"] for s in r["per_seed"]) > 0.5, f.name
+            assert min(s["final_train_acc"] for s in r["per_seed"]) > 0.4, f.name  # far above chance (10%)
 
 
 def test_series_from_synthetic_results():
