@@ -166,6 +166,19 @@ def test_compare_table2_model():
     assert "12.50% ± 0.71 (2 seeds)" in line and "difference +1.05 pp" in line
 
 
+def test_format_comparison_prints_a_number_once_and_no_difference_when_not_comparable():
+    # ResNet-18, standard training, OPS: 15.56 is printed in Tables 2, 4 and 5: one line naming them
+    comparisons = compare("resnet18", "standard", VariantSpec("ops"), [0.20])
+    assert len(comparisons) == 3
+    (line,) = format_comparison(comparisons)
+    assert line.startswith("paper Tables 2, 4 and 5 (resnet18, standard, ops): 15.56% [Table 2 row ")
+    assert line.count("15.56") == 1 and "difference +4.44 pp" in line
+    # a shortened preset: the paper's number, and why there is no difference, never a difference
+    (line,) = format_comparison(comparisons, not_comparable="preset cpu-smoke differs from the paper's settings")
+    assert "difference" not in line.replace("no difference shown", "")
+    assert "(no difference shown: preset cpu-smoke differs from the paper's settings)" in line
+
+
 def test_compare_table3_wrn():
     (c,) = compare("WRN_28_16", "standard", VariantSpec("ops"), [0.20])
     assert (c.row.table, c.row.model, c.row.accuracy, c.row.params_m) == ("table3", "wrn28-16", 15.36, 93.35)

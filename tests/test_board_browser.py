@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "leaderboard" / "examples" / "cpu-demo"
 SCREENSHOT = REPO / "docs" / "leaderboard-page.png"
-WINDOW = (1280, 1400)
+WINDOW = (1280, 2000)  # the by-model table, the defenses and the first part's chart
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -62,12 +62,24 @@ def screenshot(browser: str, page: Path, png: Path, size: tuple[int, int] = WIND
 
 def render_demo(out: Path) -> Path:
     """The board of the committed CPU demonstration results, as ``cifar10s leaderboard`` writes it
-    with the demonstration's committed key as the trusted one: all twelve must verify."""
+    with the project's trusted keys (the default): every committed result must verify."""
     from cifar10s.leaderboard import write_leaderboard
 
-    _, page, n, skipped = write_leaderboard(DEMO, out, trusted_keys=DEMO / "trusted-keys")
-    assert n == 12 and skipped == []
+    _, page, n, skipped = write_leaderboard(DEMO, out)
+    assert n == len(list(DEMO.glob("*.json"))) and skipped == []
     return page
+
+
+def demo_defenses() -> dict[str, int]:
+    """How many committed defense results each training set (the result's variant) has."""
+    import json
+
+    out: dict[str, int] = {}
+    for f in DEMO.glob("*.json"):
+        r = json.loads(f.read_text("utf-8"))
+        if r["submission"].get("defense"):
+            out[r["dataset"]["variant"]] = out.get(r["dataset"]["variant"], 0) + 1
+    return out
 
 
 class _Board(HTMLParser):
@@ -90,7 +102,7 @@ class _Board(HTMLParser):
             self._table["keys"].append(a.get("data-key"))
             if a.get("aria-sort"):
                 self._table["sort"][a["data-key"]] = a["aria-sort"]
-        elif tag == "tr" and a.get("class") in ("reproduced", "reported"):
+        elif tag == "tr" and a.get("class") in ("reproduced", "reported", "overview", "defense", "baseline"):
             self._row = {"hidden": "hidden" in a, "source": a["class"], "cells": []}
             self._table["rows"].append(self._row)
         elif tag == "td" and self._row is not None:
@@ -125,19 +137,26 @@ def demo_page(tmp_path_factory) -> Path:
     return render_demo(tmp_path_factory.mktemp("board"))
 
 
-#: tables of the demo board, in page order, and how many of the paper's rows each holds: the
-#: paper's LeNet-5 numbers are standard training on clean, EM and OPS data (Table 2), none on CIFAR-10-S
+#: the per-training-set tables of the demo board, in page order, and how many of the paper's rows each
+#: holds: the paper's LeNet-5 numbers are standard training on clean, EM and OPS data (Table 2), none on
+#: CIFAR-10-S. Above them: the by-model table ("bm") and the defenses ("df").
 DEMO_TABLES = {"t1": 0, "t2": 1, "t3": 1, "t4": 1}  # CIFAR-10-S, clean, EM, OPS
+DEMO_SETS = {"t1": "cifar10s", "t2": "clean", "t3": "em", "t4": "ops-k1"}
+
+
+def detail_tables(board: "_Board") -> dict[str, dict]:
+    return {tid: t for tid, t in board.tables.items() if tid in DEMO_TABLES}
 
 
 def test_header_click_sorts_every_table(chromium, demo_page):
     before = _Board()
     before.feed(demo_page.read_text("utf-8"))
-    assert {tid: sum(r["source"] == "reported" for r in t["rows"]) for tid, t in before.tables.items()} == DEMO_TABLES
+    assert {tid: sum(r["source"] == "reported" for r in t["rows"])
+            for tid, t in detail_tables(before).items()} == DEMO_TABLES
     board = dump(chromium, demo_page, "#sort=best:asc")
-    assert set(board.tables) == set(before.tables) == set(DEMO_TABLES)
+    assert set(detail_tables(board)) == set(DEMO_TABLES) and set(board.tables) == set(before.tables)
     changed = 0
-    for tid, table in board.tables.items():
+    for tid, table in detail_tables(board).items():
         # the paper's rows have no best-epoch number (empty data-v): they sort after every number
         values = [v for v, _ in board.column(table, "best")]
         n_ours = len(values) - DEMO_TABLES[tid]
@@ -150,25 +169,77 @@ def test_header_click_sorts_every_table(chromium, demo_page):
         changed += default != [text for _, text in board.column(table, "name")]
     assert changed == 4  # the default order (by final accuracy, descending) really was changed
 
-    # a text column: one click sorts A to Z (the paper's LeNet-5 row is standard training)
+    # a text column: one click sorts A to Z (the paper's LeNet-5 row is standard training; the
+    # defended runs are standard training with the defense under it)
+    defended = demo_defenses()
     board = dump(chromium, demo_page, "#sort=method")
-    for tid, table in board.tables.items():
+    for tid, table in detail_tables(board).items():
         methods = [text for _, text in board.column(table, "method")]
-        assert methods == ["at", "randaugment"] + ["standard"] * (1 + DEMO_TABLES[tid]), (tid, methods)
+        n_def = defended.get(DEMO_SETS[tid], 0)
+        assert methods[:3 + DEMO_TABLES[tid]] == ["at", "randaugment"] + ["standard"] * (1 + DEMO_TABLES[tid])
+        assert len(methods) == 3 + DEMO_TABLES[tid] + n_def and all(m.startswith("standard+ ") for m in methods[3 + DEMO_TABLES[tid]:])
+        assert methods == sorted(methods), (tid, methods)
         assert table["sort"] == {"method": "ascending"}
+
+
+def test_by_model_table_first_sortable_and_defenses_ranked(chromium, demo_page):
+    """The by-model table opens the page (a row per model, method and defense, a column per
+    training set, the drop) and sorts like the others; the defenses section ranks the defenses by
+    their CIFAR-10-S accuracy beside the row without a defense."""
+    text = demo_page.read_text("utf-8")
+    assert text.index('<table class="board overview" id="bm">') < text.index('id="defenses"') < text.index('id="t1"')
+    before = _Board()
+    before.feed(text)
+    bm = before.tables["bm"]
+    assert bm["keys"][:6] == ["name", "model", "method", "defense", "preset", "comparable"]
+    assert bm["keys"][6:11] == ["clean", "em", "ops", "cifar10s", "drop"]
+    defenses = [t for _, t in before.column(bm, "defense")]
+    n_defended = len(defenses) - 3
+    assert defenses == ["–"] + sorted(defenses[1:1 + n_defended]) + ["–", "–"]  # the table's order
+    assert [t for _, t in before.column(bm, "method")] == ["standard"] * (1 + n_defended) + ["randaugment", "at"]
+    # the standard row: the paper's Table 2 numbers marked reported, beside ours
+    standard = before.tables["bm"]["rows"][0]["cells"]
+    assert "paper 70.27 (Table 2, reported)" in standard[6][1] and "2 seeds" in standard[6][1]
+    # drop = clean - CIFAR-10-S, in points, of the row's own results
+    for row in bm["rows"]:
+        clean, poisoned, drop = row["cells"][6][0], row["cells"][9][0], row["cells"][10][0]
+        if clean and poisoned:
+            assert abs(float(clean) - float(poisoned) - float(drop)) < 1e-9
+    board = dump(chromium, demo_page, "#sort=drop:desc")
+    drops = [float(v) for v, _ in board.column(board.tables["bm"], "drop") if v]
+    assert drops == sorted(drops, reverse=True) and board.tables["bm"]["sort"] == {"drop": "descending"}
+    # defenses: the row without one first, then the defenses by CIFAR-10-S accuracy, with the restored
+    # points and the clean cost measured against that row
+    if "df" in before.tables:
+        df = before.tables["df"]
+        rows = df["rows"]
+        assert rows[0]["source"] == "baseline" and all(r["source"] == "defense" for r in rows[1:])
+        base_poisoned, base_clean = float(rows[0]["cells"][6][0]), float(rows[0]["cells"][8][0])
+        accs = [float(r["cells"][6][0]) for r in rows[1:]]
+        assert accs == sorted(accs, reverse=True) and [r["cells"][0][1] for r in rows[1:]] == [
+            str(i + 1) for i in range(len(accs))]
+        for r in rows[1:]:
+            assert abs(float(r["cells"][7][0]) - (float(r["cells"][6][0]) - base_poisoned)) < 1e-9
+            assert abs(float(r["cells"][9][0]) - (base_clean - float(r["cells"][8][0]))) < 1e-9
+        assert "demo" in text.split('id="defenses"')[1].split("</section>")[0].lower()
+    else:
+        assert "No defense has been scored on CIFAR-10-S yet." in text
 
 
 def test_filter_hides_rows_and_keeps_the_sort(chromium, demo_page):
     board = dump(chromium, demo_page, "#filter=randaugment&sort=final:asc")
-    assert set(board.tables) == set(DEMO_TABLES)
-    for tid, table in board.tables.items():
+    defended = demo_defenses()
+    assert set(detail_tables(board)) == set(DEMO_TABLES)
+    for tid, table in detail_tables(board).items():
         shown = board.column(table, "method", visible_only=True)
         assert [text for _, text in shown] == ["randaugment"]
-        # three runs (standard, RandAugment, AT) and the paper's rows: all but one hidden
-        n_rows = 3 + DEMO_TABLES[tid]
+        # three runs (standard, RandAugment, AT), the defended runs and the paper's rows: all but one hidden
+        n_rows = 3 + DEMO_TABLES[tid] + defended.get(DEMO_SETS[tid], 0)
         assert len(table["rows"]) == n_rows and sum(r["hidden"] for r in table["rows"]) == n_rows - 1
         finals = [float(v) for v, _ in board.column(table, "final")]  # paper rows have a final number too
         assert finals == sorted(finals) and table["sort"] == {"final": "ascending"}
+    # the by-model table is filtered too: only the RandAugment row is left
+    assert [t for _, t in board.column(board.tables["bm"], "method", visible_only=True)] == ["randaugment"]
 
 
 def test_screenshot_shows_the_chart_and_tables(chromium, demo_page, tmp_path):

@@ -43,10 +43,16 @@ def test_round_trip_provenance(tmp_path, built_root, capsys, one_thread):
                   "--seeds", "0", "1", "--device", "cpu", "--out", str(out), "--quiet"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    assert "paper Table 2 (lenet5, standard, ops): 22.19%" in printed
+    assert "paper Table 2 (lenet5, standard, ops): 22.19%" in printed and printed.count("22.19") == 1
     assert "differs from the paper's settings" in printed
+    # a 2-epoch run on a subset: the paper's number, and why there is no difference, never one
+    assert "(no difference shown: preset cpu-smoke differs from the paper's settings; built from a subset" in printed
+    assert "difference " not in printed.replace("no difference shown", "")
+    # best and final accuracy each name the test images they were measured on
+    assert "final clean test accuracy" in printed and "(all 2000 test images;" in printed
+    assert "best epoch, selected on a fixed 500-image subset of the test images:" in printed
     # the shared subset is not the official CIFAR-10 release: said, whatever the settings
-    assert "training data built from a CIFAR-10 copy that is not the official release" in printed
+    assert "training data built from a subset of CIFAR-10 (10000 training images)" in printed
 
     path = out / "lenet-standard--ops-k1--cpu-smoke.json"
     r = json.loads(path.read_text())
@@ -57,12 +63,19 @@ def test_round_trip_provenance(tmp_path, built_root, capsys, one_thread):
     assert r["dataset"]["manifest_sha256"] == sha256_file(folder / "manifest.json")
     assert r["dataset"]["train_images_sha256"] == sha256_file(folder / TRAIN_IMAGES) == manifest["files"][TRAIN_IMAGES]["sha256"]
     assert r["dataset"]["official_cifar10"] is False and r["dataset"]["recipe"] is None  # OPS has no EM
+    assert r["dataset"]["source_kind"] == "subset" and set(r["dataset"]["source_content_fingerprint"]) == {"train", "test"}
     assert data_caveats(r["dataset"]) == [
-        "built from a CIFAR-10 copy that is not the official release (10000 training images)"]
-    assert data_caveats({**r["dataset"], "official_cifar10": True}) == []
-    assert data_caveats({**r["dataset"], "official_cifar10": True, "recipe": "v1"}) == []
-    assert data_caveats({**r["dataset"], "official_cifar10": True, "recipe": "cpu-demo"}) == [
+        "built from a subset of CIFAR-10 (10000 training images), not the whole training set"]
+    # the official archive, or all of CIFAR-10 from another copy (only images and labels matter)
+    for kind in ("official", "official-content", "full-copy"):
+        assert data_caveats({**r["dataset"], "source_kind": kind}) == []
+    assert data_caveats({**r["dataset"], "source_kind": "official", "recipe": "v1"}) == []
+    assert data_caveats({**r["dataset"], "source_kind": "official", "recipe": "cpu-demo"}) == [
         "EM noise from recipe 'cpu-demo', not the release recipe 'v1'"]
+    # results written before source kinds existed: the official flag alone, as before
+    older = {k: v for k, v in r["dataset"].items() if k not in ("source_kind", "source_content_fingerprint")}
+    assert data_caveats(older) == ["built from a CIFAR-10 copy that is not the official release (10000 training images)"]
+    assert data_caveats({**older, "official_cifar10": True}) == []
     assert r["test_set"]["num_test"] == 2000 and r["test_set"]["folder"] == "clean"
     assert r["test_set"]["test_labels_sha256"] == sha256_file(clean_folder(built_root) / TEST_LABELS)
     assert r["code"]["cifar10s"] == cifar10s.__version__ and "git_commit" in r["code"]

@@ -21,9 +21,17 @@ import pytest
 
 from cifar10s import strict_json
 from cifar10s.cli.main import main as cli
-from cifar10s.leaderboard.board import render, result_file, signing
+from cifar10s.leaderboard.board import render, result_file, result_schema, signing
+from cifar10s.leaderboard.board.results import checked_entries
 from cifar10s.leaderboard.board.result_file import MalformedResult, read_result, write_result
-from cifar10s.leaderboard.board.signing import SigningError, TrustedKeys, load_signing_key, sign_record, verify_record
+from cifar10s.leaderboard.board.signing import (
+    SigningError,
+    TrustedKeys,
+    load_signing_key,
+    load_trusted_keys,
+    sign_record,
+    verify_record,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_FILE = REPO / "leaderboard" / "examples" / "cpu-demo" / "lenet5-standard--em--cpu-smoke.json"
@@ -42,7 +50,8 @@ def attacker(tmp_path_factory) -> signing.SigningKey:
 
 @pytest.fixture
 def board(tmp_path, scorer) -> tuple[Path, Path]:
-    """A results folder with ``trusted-keys/`` beside it listing the scorer's key."""
+    """A results folder and a trusted-keys folder beside it listing the scorer's key (given to the
+    board explicitly: the default is the project's folder, never one found near the results)."""
     results, keys = tmp_path / "results", tmp_path / "trusted-keys"
     results.mkdir()
     keys.mkdir()
@@ -229,14 +238,17 @@ def test_the_board_ranks_only_verified_sandboxed_results(board, scorer, attacker
         (results / f"{name}.json").write_text(json.dumps(r))
     honest_text = (results / "honest.json").read_text()
     (results / "dup-key.json").write_text(honest_text.replace('"format"', '"preset": "paper",\n  "format"', 1))
-    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site")]) == 0
+    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site"),
+                "--trusted-keys", str(keys)]) == 0
     out = capsys.readouterr().out
     assert f"trusted keys: 1 from {keys}" in out and "rendered 2 verified result(s)" in out
     md = (results.parent / "site" / "leaderboard.md").read_text("utf-8")
     split = re.split(r"^## (.+)$", md, flags=re.MULTILINE)
     parts = dict(zip(split[1::2], split[2::2]))
-    assert list(parts) == ["Comparable with the paper", "Not comparable with the paper",
-                           "Scored without a sandbox (not ranked)", "Unverified files"]
+    assert list(parts) == ["By model and method", "Defenses vs CIFAR-10-S", "Comparable with the paper",
+                           "Not comparable with the paper", "Scored without a sandbox (not ranked)", "Unverified files"]
+    assert "Run without a sandbox" not in parts["By model and method"]  # never ranked, not in the overview
+    assert parts["By model and method"].count("| LeNet-5, standard training") == 1
     ranked = parts["Not comparable with the paper"]
     assert ranked.count("| reproduced |") == 1 and "| 1 | LeNet-5, standard training" in ranked
     apart = parts["Scored without a sandbox (not ranked)"]
@@ -252,10 +264,49 @@ def test_the_board_ranks_only_verified_sandboxed_results(board, scorer, attacker
 
     # without the trusted-keys folder nothing is ranked, and the board says why
     os.rename(keys, keys.parent / "elsewhere")
-    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site2")]) == 0
+    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site2"),
+                "--trusted-keys", str(keys)]) == 0
     out = capsys.readouterr().out
     assert "no trusted keys" in out and "rendered 0 verified result(s)" in out
     assert "honest.json: signed by key" in out and "which is not a trusted key" in out
+
+
+def test_keys_beside_or_inside_the_results_are_not_trusted_by_default(board, scorer, capsys, monkeypatch):
+    """The default trusted keys are the project's (leaderboard/trusted-keys/ of the checkout the
+    package runs from); a key that sits in or next to a results folder is trusted by nobody."""
+    results, keys = board
+    write_result(results / "honest.json", record(), scorer)
+    (results / "trusted-keys").mkdir()
+    (results / "trusted-keys" / "scorer.pub").write_text(scorer.public_line() + "\n")
+    monkeypatch.chdir(results)
+    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site")]) == 0
+    out = capsys.readouterr().out
+    assert f"trusted keys: {len(load_trusted_keys(REPO / 'leaderboard' / 'trusted-keys').keys)} from " \
+           f"{REPO / 'leaderboard' / 'trusted-keys'}" in out
+    assert "rendered 0 verified result(s)" in out and "which is not a trusted key" in out
+    assert signing.default_trusted_keys() == REPO / "leaderboard" / "trusted-keys"
+    # an installed package outside a checkout has no default: then the current folder's, if it is one
+    monkeypatch.setattr(signing, "__file__", str(results / "site-packages" / "cifar10s" / "leaderboard" / "board" / "x.py"))
+    assert signing.default_trusted_keys(cwd=results) is None
+    assert signing.default_trusted_keys(cwd=REPO) == REPO / "leaderboard" / "trusted-keys"
+    (results / "pyproject.toml").write_text('[project]\nname = "not-cifar10s"\n')
+    assert signing.default_trusted_keys(cwd=results) is None
+
+
+def test_a_byte_identical_copy_is_one_row(board, scorer, capsys):
+    """Two files holding the same signed result (a copy, same signature) are one row, with a note
+    naming both; a result rescored with other numbers is another row."""
+    results, keys = board
+    write_result(results / "a.json", record(), scorer)
+    (results / "b-copy.json").write_bytes((results / "a.json").read_bytes())
+    (results / "c-reformatted.json").write_text(json.dumps(json.loads((results / "a.json").read_text())))
+    again = record(created_utc="2026-12-01T00:00:00Z")
+    write_result(results / "d-rescored.json", again, scorer)
+    md, page, n, notes = render.write_leaderboard(results, results.parent / "site", trusted_keys=keys)
+    assert n == 2
+    assert notes == ["b-copy.json: the same signed result as a.json (a copy; shown once)",
+                     "c-reformatted.json: the same signed result as a.json (a copy; shown once)"]
+    assert page.read_text("utf-8").count('<tr class="reproduced">') == 2
 
 
 def test_bad_trusted_key_files_are_noted_not_fatal(board, scorer):
@@ -263,7 +314,7 @@ def test_bad_trusted_key_files_are_noted_not_fatal(board, scorer):
     write_result(results / "honest.json", record(), scorer)
     (keys / "broken.pub").write_text("ssh-rsa AAAA someone\ned25519 bm90IGEga2V5 short\n")
     (keys / "binary.pub").write_bytes(b"\xff\xfe")
-    md, _, n, notes = render.write_leaderboard(results, results.parent / "site")
+    md, _, n, notes = render.write_leaderboard(results, results.parent / "site", trusted_keys=keys)
     assert n == 1
     assert "trusted keys: broken.pub line 1: expected 'ed25519 <base64 public key> [comment]'" in notes
     assert "trusted keys: broken.pub line 2: the public key is 9 bytes, not 32" in notes
@@ -280,8 +331,8 @@ def test_the_two_crash_inputs_render_or_are_skipped(board, scorer, capsys):
     squared = record(dataset={**record()["dataset"], "variant": "²", "paper_train_set": "²"})
     ordinary = record()
     # given to the renderers directly (no file reader in between): both render, neither raises
-    entries, notes = render.checked_entries([sign_record(r, scorer) for r in (gap, squared, ordinary)], (),
-                                            TrustedKeys.of(scorer.public_raw))
+    entries, notes = checked_entries([sign_record(r, scorer) for r in (gap, squared, ordinary)], (),
+                                     TrustedKeys.of(scorer.public_raw))
     assert notes == [] and len(entries) == 3
     md = render.render_markdown([sign_record(r, scorer) for r in (gap, squared, ordinary)],
                                 trusted_keys=TrustedKeys.of(scorer.public_raw))
@@ -295,7 +346,8 @@ def test_the_two_crash_inputs_render_or_are_skipped(board, scorer, capsys):
     (results / "gap.json").write_text(json.dumps(sign_record(gap, scorer)))
     write_result(results / "squared.json", squared, scorer)
     write_result(results / "ordinary.json", ordinary, scorer)
-    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site")]) == 0
+    assert cli(["leaderboard", "--results", str(results), "--out", str(results.parent / "site"),
+                "--trusted-keys", str(board[1])]) == 0
     out = capsys.readouterr().out
     assert "rendered 2 verified result(s)" in out and "skipped gap.json: an integer with 400 digits" in out
 
@@ -312,7 +364,7 @@ def test_a_result_that_fails_to_render_is_left_out_with_a_note(board, scorer, mo
         return real(e, rank, refs)
 
     monkeypatch.setattr(render, "_html_row", fragile)
-    _, page, n, _ = render.write_leaderboard(results, results.parent / "site")
+    _, page, n, _ = render.write_leaderboard(results, results.parent / "site", trusted_keys=board[1])
     text = page.read_text("utf-8")
     assert n == 2 and text.count('<tr class="reproduced">') == 1
     assert "b.json: could not be rendered (OverflowError)" in text
@@ -359,8 +411,8 @@ def test_rendering_the_board_imports_no_torch_and_no_trainer(board, scorer, tmp_
     write_result(results / "honest.json", record(), scorer)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "cifar10s.cli", "leaderboard", "--results",
-                          str(results), "--out", str(tmp_path / "site")], capture_output=True, text=True, env=env,
-                         timeout=120)
+                          str(results), "--out", str(tmp_path / "site"), "--trusted-keys", str(board[1])],
+                         capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "rendered 1 verified result(s)" in run.stdout
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
@@ -368,7 +420,8 @@ def test_rendering_the_board_imports_no_torch_and_no_trainer(board, scorer, tmp_
     assert not {m for m in imported if m == "torch" or m.startswith(("torch.", "torchvision"))}
     assert not {m for m in imported if m.startswith(("cifar10s.training", "cifar10s.leaderboard.scoring"))}
     code = ("import sys; from cifar10s.cli.main import main; "
-            f"main(['leaderboard', '--results', {str(results)!r}, '--out', {str(tmp_path / 'site2')!r}]); "
+            f"main(['leaderboard', '--results', {str(results)!r}, '--out', {str(tmp_path / 'site2')!r}, "
+            f"'--trusted-keys', {str(board[1])!r}]); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.strip().splitlines()[-1] == "[]", run.stdout + run.stderr
@@ -379,6 +432,24 @@ def test_the_schema_module_is_the_one_both_sides_use():
     from cifar10s.leaderboard.board import results
 
     assert scoring.write_result is result_file.write_result and scoring.ResultRecord is result_file.ResultRecord
-    assert results.read_result is result_file.read_result and results.validate_result is result_file.validate_result
-    fields = set(result_file.ResultRecord.__dataclass_fields__)
-    assert fields == set(result_file.FIELD_TYPES) and "sandbox" in fields
+    assert results.read_result is result_file.read_result and results.typed_record is result_file.typed_record
+    # one schema: the field checks are generated from ResultRecord's types, nested records included
+    assert not hasattr(result_file, "FIELD_TYPES")
+    typed = result_file.typed_record(record())
+    assert isinstance(typed.dataset, result_schema.DatasetRecord) and isinstance(typed.summary, result_schema.Summary)
+    assert isinstance(typed.per_seed[0], result_schema.SeedRecord)
+    assert isinstance(typed.per_seed[0].records[0], result_schema.EpochRecord) and typed.per_seed[0].records[0].epoch == 1
+    for path, value, message in (
+            (("dataset", "num_train"), "10000", "dataset.num_train must be an integer, got a string"),
+            (("per_seed", 0, "records", 3, "epoch"), 4.0, "per_seed[0].records[3].epoch must be an integer, got a number"),
+            (("per_seed", 0, "records", 3, "train_loss"), "2.3", "per_seed[0].records[3].train_loss must be a number"),
+            (("summary", "final_test_acc"), [0.5], "summary.final_test_acc must be an object, got a list"),
+            (("dataset", "source_content_fingerprint"), {"train": "ab"}, "dataset.source_content_fingerprint.test "
+                                                                         "must be a string, got nothing")):
+        bad = record()
+        target = bad
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(MalformedResult, match=re.escape(message)):
+            result_file.validate_result(bad)

@@ -15,7 +15,6 @@ __all__ = ["add_training_args", "register"]
 
 DEFAULT_RESULTS = Path("leaderboard/results")
 DEFAULT_SITE = Path("leaderboard/site")
-DEFAULT_TRUSTED = Path("leaderboard/trusted-keys")
 
 
 def _sandbox(args: argparse.Namespace) -> Any:
@@ -56,21 +55,25 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _trusted(folder: Path | None) -> Any:
-    from ..leaderboard.board.signing import load_trusted_keys
+    """The keys of ``--trusted-keys``, else of the project's folder (:func:`default_trusted_keys`)."""
+    from ..leaderboard.board.signing import default_trusted_keys, load_trusted_keys
 
+    folder = folder if folder is not None else default_trusted_keys()
     keys = load_trusted_keys(folder if folder is not None and folder.is_dir() else None)
-    if folder is None or not folder.is_dir():
-        print(f"no trusted keys ({folder or 'no folder given'} does not exist): every result is listed as "
-              "unverified")
+    if folder is None:
+        print("no trusted keys (not run from a cifar10s checkout, so there is no leaderboard/trusted-keys/ to "
+              "use; pass --trusted-keys DIR): every result is listed as unverified")
+    elif not folder.is_dir():
+        print(f"no trusted keys ({folder} does not exist): every result is listed as unverified")
     else:
         print(f"trusted keys: {len(keys.keys)} from {folder}")
     return keys
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..leaderboard.board.render import trusted_keys_beside, write_leaderboard
+    from ..leaderboard.board.render import write_leaderboard
 
-    keys = _trusted(args.trusted_keys if args.trusted_keys is not None else trusted_keys_beside(args.results))
+    keys = _trusted(args.trusted_keys)
     md, page, n, skipped = write_leaderboard(args.results, args.out, trusted_keys=keys)
     print(f"rendered {n} verified result(s) from {args.results}: {md}, {page}")
     for s in skipped:
@@ -189,7 +192,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_SITE, help="output folder")
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="DIR",
                    help="folder of trusted public keys (*.pub); only results signed by one of them are ranked "
-                        "(default: trusted-keys/ beside the results folder)")
+                        "(default: leaderboard/trusted-keys/ of the cifar10s checkout the package runs from, "
+                        "else of the current folder; keys inside a results folder are never trusted by default)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = add_command(sub, "keys", "print this installation's public key (the one that signs results)",
@@ -209,8 +213,9 @@ def register(sub: Any) -> None:
                     "cifar10s verify-result received/resnet18-at--cifar10s--paper.json --trusted-keys "
                     "leaderboard/trusted-keys")
     p.add_argument("files", type=Path, nargs="+", help="result JSON files")
-    p.add_argument("--trusted-keys", type=Path, default=DEFAULT_TRUSTED, metavar="DIR",
-                   help="folder of trusted public keys (*.pub)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="DIR",
+                   help="folder of trusted public keys (*.pub); default: the project's leaderboard/trusted-keys/, "
+                        "as for leaderboard")
     p.set_defaults(func=cmd_verify_result)
 
     p = add_command(sub, "baselines", "print the paper's tables stored in the package",

@@ -193,15 +193,38 @@ def _std(vals: Sequence[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1))
 
 
-def format_comparison(comparisons: Sequence[Comparison], *, label: str = "ours") -> list[str]:
-    """Human-readable lines: the result beside each paper row, with the difference."""
-    lines = []
+def _tables_text(tables: Sequence[str]) -> str:
+    nums = [t.replace("table", "") for t in tables]
+    return f"Table {nums[0]}" if len(nums) == 1 else f"Tables {', '.join(nums[:-1])} and {nums[-1]}"
+
+
+def format_comparison(comparisons: Sequence[Comparison], *, label: str = "ours",
+                      not_comparable: str | None = None) -> list[str]:
+    """Human-readable lines: the result beside each paper number, with the difference.
+
+    A number printed in several tables (ResNet-18, standard training, OPS: 15.56 in Tables 2, 4
+    and 5) is one line naming every table. ``not_comparable``: why the result cannot be compared
+    with the paper (e.g. a shortened preset); then no difference is printed, the reason is.
+    """
+    groups: dict[tuple[Any, ...], list[Comparison]] = {}
     for c in comparisons:
+        r = c.row
+        groups.setdefault((r.model, r.method, r.train_set, r.evaluated_on, r.accuracy), []).append(c)
+    lines = []
+    for members in groups.values():
+        c = members[0]
         ours = "n/a" if c.ours_mean is None else f"{c.ours_mean:.2f}%"
         if c.ours_std is not None and c.n_seeds > 1:
             ours += f" ± {c.ours_std:.2f} ({c.n_seeds} seeds)"
-        diff = f"  difference {c.difference:+.2f} pp" if c.difference is not None else ""
+        if not_comparable:
+            diff = f"  (no difference shown: {not_comparable})"
+        else:
+            diff = f"  difference {c.difference:+.2f} pp" if c.difference is not None else ""
         ref = "" if c.exact else " [reference row: the submission's model is not in the paper]"
-        where = f"row '{c.row.source.row}', column '{c.row.source.column}'"
-        lines.append(f"{c.row.describe()}: {c.row.accuracy:.2f}% [{where}] | {label}: {ours}{diff}{ref}")
+        tables = list(dict.fromkeys(m.row.table for m in members))
+        where = "; ".join(f"{m.row.table.replace('table', 'Table ')} row '{m.row.source.row}', column "
+                          f"'{m.row.source.column}'" for m in members) if len(tables) > 1 else (
+            f"row '{c.row.source.row}', column '{c.row.source.column}'")
+        described = c.row.describe().replace(c.row.table.replace("table", "Table "), _tables_text(tables), 1)
+        lines.append(f"{described}: {c.row.accuracy:.2f}% [{where}] | {label}: {ours}{diff}{ref}")
     return lines

@@ -21,6 +21,8 @@ tr.reported{background:#f6f6fb;font-style:italic}.sub{color:#555;font-size:.8rem
 .note{color:#444;font-size:.85rem}ol.notes{font-size:.82rem;color:#333;list-style:none;padding-left:.5rem}
 .filter{margin:.5rem 0 1rem}.filter input{font-size:1rem;padding:2px 6px;width:24rem;max-width:90%}
 .count{color:#666;font-size:.8rem}svg{max-width:100%;height:auto}
+table.overview td.num{white-space:normal;min-width:6.5rem}table.overview td.name{min-width:9rem}
+.sub.reported{font-style:italic}tr.baseline{background:#f6f6f6}
 """
 
 JS = """

@@ -1,8 +1,9 @@
 """The board's figures as inline SVG, and the labels they share with its tables.
 
 :func:`accuracy_chart` draws one bar per (model, method, defense) and training set with the
-paper's number beside bars of the same model. Each figure takes checked :class:`.results.Entry`
-rows, never raw records, and returns a self-contained ``<svg>`` element; the HTML page places
+paper's number beside bars of the same model. Each figure takes the board's checked results
+(:class:`.results.CheckedResult`), never raw records, and returns a self-contained ``<svg>``
+element; :func:`table_order` is the order of the board's rows and figures. The HTML page places
 one per board part (:func:`.render.part_figures`), so another figure is one more function here
 and one more line there.
 """
@@ -13,10 +14,13 @@ import html
 import math
 import re
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
-from .results import Entry
+from .results import CheckedResult, Entry
 
-__all__ = ["CHART_SETS", "SET_TITLES", "accuracy_chart", "final_text", "pct", "set_title"]
+__all__ = ["CHART_SETS", "SET_TITLES", "accuracy_chart", "final_text", "method_rank", "pct", "set_title",
+           "table_order"]
 
 SET_TITLES = {"cifar10s": "CIFAR-10-S (EM + OPS)", "clean": "clean CIFAR-10", "em": "EM noise only",
               "ops": "OPS only (1 pixel)"}
@@ -41,26 +45,51 @@ def set_title(train_set: str) -> str:
     return f"OPS only ({k.group(1)} pixels)" if k else SET_TITLES.get(train_set, train_set)
 
 
+@cache
+def _method_ranks() -> dict[str, int]:
+    from ...paper import rows
+
+    ranks: dict[str, int] = {}  # the paper's order of training methods: standard training first
+    for r in rows():
+        ranks.setdefault(r.method, len(ranks))
+    return ranks
+
+
+def method_rank(method: str) -> int:
+    """Where a training method comes in the paper's tables (standard training first; others last)."""
+    ranks = _method_ranks()
+    return ranks.get(method.lower(), len(ranks))
+
+
+def table_order(e: Entry) -> tuple[Any, ...]:
+    """The order of the board's rows and figures: by model, then the paper's order of methods,
+    no defense before a defense, then preset and submission name."""
+    return (e.model, method_rank(e.method), e.method, e.defense, e.preset, e.name)
+
+
 def _short(text: str, n: int = 18) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
-    """Grouped bars: one group per (model, method, defense), one bar per training set (best entry)."""
-    from ...paper import lookup, rows
+def accuracy_chart(results: Sequence[CheckedResult], title: str) -> str:
+    """Grouped bars: one group per (model, method, defense), one bar per training set (best entry).
+
+    Each bar's value is written under it, below the axis, where neither the paper's diamond nor
+    a bar or error line can cover it."""
+    from ...paper import lookup
 
     best: dict[tuple[str, str, str], dict[str, Entry]] = {}
-    for e in entries:
-        if e.source != "reproduced" or e.paper_train_set not in CHART_SETS or e.final is None:
+    order: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    for c in results:
+        e = c.entry
+        if e.paper_train_set not in CHART_SETS or e.final is None:
             continue
         group = best.setdefault((e.model, e.method, e.defense), {})
+        order.setdefault((e.model, e.method, e.defense), table_order(e)[:4])
         cur = group.get(e.paper_train_set)
         if cur is None or e.final > (cur.final or 0.0):
             group[e.paper_train_set] = e
-    method_rank: dict[str, int] = {}  # the paper's order of training methods (Table 4)
-    for r in rows():
-        method_rank.setdefault(r.method, len(method_rank))
-    keys = sorted(best, key=lambda k: (k[0], method_rank.get(k[1], len(method_rank)), k[1], k[2]))
+    keys = sorted(best, key=lambda k: order[k])
 
     e_ = html.escape
     bar_w, gap, pad = 24, 3, 16
@@ -68,7 +97,8 @@ def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
     left, top, height = 52, 40, 220
     plot_w = max(4, len(keys)) * group_w
     n_lines = 3 if any(k[2] for k in keys) else 2
-    width, total_h = left + plot_w + 190, top + height + 26 + 14 * n_lines
+    value_h = 14  # the row of bar values under the axis
+    width, total_h = left + plot_w + 190, top + height + value_h + 26 + 14 * n_lines
     parts = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" '
          f'viewBox="0 0 {width} {total_h}" role="img" aria-label="{e_(title, quote=True)}" '
@@ -90,7 +120,6 @@ def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
             x = x0 + j * (bar_w + gap)
             cx = x + bar_w / 2
             e = best[(model, method, defense)].get(ts)
-            label_y = top + height
             if e is not None and e.final is not None:
                 h = height * e.final
                 y = top + height - h
@@ -98,14 +127,12 @@ def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
                 parts.append(f'<rect class="bar" x="{x}" y="{y:.1f}" width="{bar_w}" height="{h:.1f}" '
                              f'fill="{COLOURS[ts]}"><title>{e_(e.name)}: {e_(model)}, {e_(method)}, '
                              f'{e_(set_title(ts))}: {final_text(e)}%</title></rect>')
-                label_y = y
                 if std > 0 and (e.seeds or 0) > 1:
                     y1 = top + height - height * min(1.0, e.final + std)
                     y2 = top + height - height * max(0.0, e.final - std)
                     parts.append(f'<line x1="{cx}" x2="{cx}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="#222"/>')
-                    label_y = min(y, y1)
-                parts.append(f'<text x="{cx}" y="{label_y - 4:.1f}" text-anchor="middle" font-size="9">'
-                             f'{100 * e.final:.1f}</text>')
+                parts.append(f'<text class="value" x="{cx}" y="{top + height + 11}" text-anchor="middle" '
+                             f'font-size="9" fill="{COLOURS[ts]}">{100 * e.final:.1f}</text>')
             # the paper's number only beside the same model, and only for the plain method
             paper = [] if (not model_key or defense) else [r for r in lookup(model_key, method, ts)
                                                             if r.test_acc is not None]
@@ -116,7 +143,7 @@ def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
                              f'{e_(method)}, {e_(set_title(ts))}): {paper[0].test_acc:.2f}%</title></path>')
         cx = x0 + (group_w - 2 * pad) / 2
         for k, line in enumerate([model, method] + ([f"+ {defense}"] if defense else [])):
-            parts.append(f'<text x="{cx:.1f}" y="{top + height + 16 + 14 * k}" text-anchor="middle">'
+            parts.append(f'<text x="{cx:.1f}" y="{top + height + value_h + 16 + 14 * k}" text-anchor="middle">'
                          f'<title>{e_(line)}</title>{e_(_short(line))}</text>')
         parts.append("</g>")
     lx = left + plot_w + 14
@@ -127,6 +154,6 @@ def accuracy_chart(entries: Sequence[Entry], title: str) -> str:
     parts.append(f'<path d="M{lx + 6} {py - 5} L{lx + 11} {py} L{lx + 6} {py + 5} L{lx + 1} {py} Z" fill="#000"/>')
     parts.append(f'<text x="{lx + 18}" y="{py + 4}">paper, same model</text>')
     parts.append(f'<text x="{left}" y="{total_h - 6}" fill="#555">best entry per bar; bar = final accuracy '
-                 '(mean over seeds), line = ± std</text>')
+                 '(mean over seeds, its value under the bar), line = ± std</text>')
     parts.append("</svg>")
     return "\n".join(parts)

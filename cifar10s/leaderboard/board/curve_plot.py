@@ -1,6 +1,6 @@
 """Draw :mod:`.curves` charts twice from one drawing: inline SVG for the page, PNG beside it.
 
-A chart is laid out once as a short list of shapes (lines, polylines, bands, text) in pixel
+A chart is laid out once as a short list of shapes (lines, polylines, text) in pixel
 coordinates; :func:`chart_svg` and :func:`chart_png` only translate that list, so the page and
 the PNG files cannot disagree. The PNG uses Pillow (a dependency already); nothing here imports
 torch or a plotting library. Text comes from result files, so the SVG escapes every string and
@@ -29,12 +29,11 @@ _LEGEND_ROW = 18
 
 @dataclass(frozen=True)
 class _Shape:
-    kind: str  # "line" | "poly" | "band" | "text"
+    kind: str  # "line" | "poly" | "text"
     points: tuple[tuple[float, float], ...] = ()
     colour: str = "#000000"
     width: float = 1.0
-    dashed: bool = False
-    alpha: float = 1.0
+    dash: tuple[int, int] | None = None  # (on, off) pixels; None: solid
     text: str = ""
     size: int = 11
     anchor: str = "start"  # "start" | "middle" | "end"
@@ -49,6 +48,14 @@ def _colours(series: Sequence[Series]) -> dict[str, str]:
     return out
 
 
+#: the line style of the i-th seed of a series (the same in every series, and named in the legend)
+_SEED_DASH: tuple[tuple[int, int] | None, ...] = (None, (7, 4), (2, 3), (10, 3))
+
+
+def _seed_dash(i: int) -> tuple[int, int] | None:
+    return _SEED_DASH[i % len(_SEED_DASH)]
+
+
 def _label(s: Series) -> str:
     text = f"{s.label} ({s.n_seeds} seed{'s' if s.n_seeds != 1 else ''})"
     if s.chance_seeds:
@@ -56,29 +63,43 @@ def _label(s: Series) -> str:
     return text
 
 
+def _seed_order(series: Sequence[Series]) -> list[int]:
+    """Every seed number drawn in the chart, in order: the i-th gets the i-th line style."""
+    return sorted({line.seed for s in series for line in s.lines})
+
+
 def _layout(chart: Chart) -> tuple[int, int, list[_Shape]]:
-    """The chart as shapes: title, legend, one panel per metric side by side."""
+    """The chart as shapes: title, legend (a colour per training set, a line style per seed), one
+    panel per metric side by side."""
     all_series = [s for _, ser in chart.panels for s in ser]
     by_label: dict[str, Series] = {}
     for s in all_series:  # the first panel's series names the training set in the legend
         by_label.setdefault(s.label, s)
     labels = list(by_label)
     colour = _colours(list(by_label.values()))
+    seeds = _seed_order(all_series)
+    style = {seed: _seed_dash(i) for i, seed in enumerate(seeds)}
     per_row = 3
-    legend_rows = -(-len(labels) // per_row)
+    legend_rows = -(-len(labels) // per_row) + (len(seeds) > 1)
     height = _TOP + legend_rows * _LEGEND_ROW + _PANEL_H + _BOTTOM
     shapes = [_Shape("text", ((8, 20),), text=chart.title, size=13)]
     for i, label in enumerate(labels):
         x, y = 12 + (i % per_row) * 250, _TOP + (i // per_row) * _LEGEND_ROW + 8
         shapes.append(_Shape("line", ((x, y - 4), (x + 22, y - 4)), colour[label], 3))
         shapes.append(_Shape("text", ((x + 28, y),), text=_label(by_label[label]), size=11))
+    if len(seeds) > 1:  # which line is which seed: the same style in every colour
+        y = _TOP + (legend_rows - 1) * _LEGEND_ROW + 8
+        for i, seed in enumerate(seeds[:6]):
+            x = 12 + i * 120
+            shapes.append(_Shape("line", ((x, y - 4), (x + 30, y - 4)), "#444444", 2, dash=style[seed]))
+            shapes.append(_Shape("text", ((x + 36, y),), text=f"seed {seed}", size=11))
     top = _TOP + legend_rows * _LEGEND_ROW + 12
     n = len(chart.panels)
     pw = (_W - _LEFT - (n - 1) * _GAP - 12) / n
     max_epoch = max(max(s.epochs) for s in all_series)
     for p, (title, series) in enumerate(chart.panels):
         x0 = _LEFT + p * (pw + _GAP)
-        shapes += _panel(title, series, colour, x0, top, pw, _PANEL_H - 20, max_epoch)
+        shapes += _panel(title, series, colour, style, x0, top, pw, _PANEL_H - 20, max_epoch)
     return _W, height, shapes
 
 
@@ -87,8 +108,9 @@ def _ticks(max_epoch: int) -> list[int]:
     return [1] + [t for t in range(step, max_epoch + 1, step) if t > 1]
 
 
-def _panel(title: str, series: Sequence[Series], colour: dict[str, str], x0: float, y0: float,
-           w: float, h: float, max_epoch: int) -> list[_Shape]:
+def _panel(title: str, series: Sequence[Series], colour: dict[str, str],
+           style: dict[int, tuple[int, int] | None], x0: float, y0: float, w: float, h: float,
+           max_epoch: int) -> list[_Shape]:
     def px(epoch: float) -> float:
         return x0 + (w * (epoch - 1) / (max_epoch - 1) if max_epoch > 1 else w / 2)
 
@@ -105,17 +127,13 @@ def _panel(title: str, series: Sequence[Series], colour: dict[str, str], x0: flo
     out.append(_Shape("text", ((x0 + w / 2, y0 + h + 32),), text="epoch", size=10, anchor="middle"))
     out.append(_Shape("line", ((x0, y0 + h), (x0 + w, y0 + h)), "#555555", 1))
     chance = py(0.1)
-    out.append(_Shape("line", ((x0, chance), (x0 + w, chance)), "#999999", 1, dashed=True))
+    out.append(_Shape("line", ((x0, chance), (x0 + w, chance)), "#999999", 1, dash=(2, 2)))
     out.append(_Shape("text", ((x0 + w - 2, chance - 3),), colour="#777777", text="chance (10 classes)", size=9,
                       anchor="end"))
     for s in series:
-        c = colour[s.label]
-        if any(lo != hi for lo, hi in zip(s.low, s.high)):
-            band = [(px(e), py(v)) for e, v in zip(s.epochs, s.high)]
-            band += [(px(e), py(v)) for e, v in reversed(list(zip(s.epochs, s.low)))]
-            out.append(_Shape("band", tuple(band), c, alpha=0.18))
-        pts = tuple((px(e), py(v)) for e, v in zip(s.epochs, s.mean))
-        out.append(_Shape("poly", pts, c, 2, dashed=bool(s.chance_seeds)))
+        for line in s.lines:
+            pts = tuple((px(e), py(v)) for e, v in zip(line.epochs, line.values))
+            out.append(_Shape("poly", pts, colour[s.label], 2, dash=style.get(line.seed)))
     return out
 
 
@@ -134,7 +152,7 @@ def chart_svg(chart: Chart) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
            f'role="img" aria-label="{esc(chart.title, quote=True)}" font-family="sans-serif">']
     for s in shapes:
-        dash = ' stroke-dasharray="5,4"' if s.dashed else ""
+        dash = f' stroke-dasharray="{s.dash[0]},{s.dash[1]}"' if s.dash else ""
         if s.kind == "line":
             (x1, y1), (x2, y2) = s.points
             out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{s.colour}" '
@@ -142,8 +160,6 @@ def chart_svg(chart: Chart) -> str:
         elif s.kind == "poly":
             out.append(f'<polyline points="{_pts(s.points)}" fill="none" stroke="{s.colour}" '
                        f'stroke-width="{s.width}"{dash}/>')
-        elif s.kind == "band":
-            out.append(f'<polygon points="{_pts(s.points)}" fill="{s.colour}" fill-opacity="{s.alpha}" stroke="none"/>')
         else:
             (x, y), = s.points
             out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{s.size}" text-anchor="{s.anchor}" '
@@ -204,14 +220,9 @@ def chart_png(chart: Chart, scale: int = 2) -> bytes:
     img = Image.new("RGBA", (w * scale, h * scale), (255, 255, 255, 255))
     for s in shapes:
         pts = [(x * scale, y * scale) for x, y in s.points]
-        if s.kind == "band":
-            layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-            ImageDraw.Draw(layer).polygon(pts, fill=(*_rgb(s.colour), int(255 * s.alpha)))
-            img = Image.alpha_composite(img, layer)
-            continue
         draw = ImageDraw.Draw(img)
         if s.kind in ("line", "poly"):
-            for seg in (_dashes(pts, 5 * scale, 4 * scale) if s.dashed else [pts]):
+            for seg in (_dashes(pts, s.dash[0] * scale, s.dash[1] * scale) if s.dash else [pts]):
                 if len(seg) > 1:
                     draw.line(seg, fill=_rgb(s.colour), width=max(1, round(s.width * scale)), joint="curve")
         else:
@@ -242,9 +253,9 @@ def curves_html(charts: Sequence[Chart]) -> str:
     esc = html.escape
     out = ['<section><h2>Learning curves</h2><p class="note">Clean test accuracy after every epoch (left) and '
            "accuracy on the training batches as trained, augmentation included (right), for each training "
-           "set: the line is the mean over seeds, the band their range. A shortcut shows as a training "
-           "curve that rises while the clean test curve stays low; a dashed line is a set with a seed that "
-           "never left chance.</p>"]
+           "set (colour), one line per seed (line style, named in each chart's legend). A shortcut shows as a "
+           "training curve that rises while the clean test curve stays low; the legend names any seed that "
+           "never left chance (its lines stay on the dotted chance level).</p>"]
     for c in charts:
         part = "comparable" if c.comparable else "not comparable with the paper"
         out.append(f'<figure>{chart_svg(c)}<figcaption class="note">{esc(c.title)} ({part}) · '

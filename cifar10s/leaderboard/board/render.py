@@ -37,11 +37,30 @@ from typing import Any
 
 from ...store import atomic_write_bytes
 from .board_assets import CSS, JS
-from .chart import accuracy_chart, final_text, pct, set_title
+from .cells import header, md, md_link, num_cell
+from .chart import accuracy_chart, final_text, pct, set_title, table_order
 from .curve_plot import curves_html, write_curve_pngs
 from .curves import build_charts, with_chance_notes
-from .results import Entry, MalformedResult, checked_entries, clean_text, http_url, load_results, parse_result
-from .signing import TrustedKeys, load_trusted_keys
+from .paper_rows import paper_entries
+from .overview import (
+    defense_rows,
+    defenses_html,
+    defenses_markdown,
+    model_rows,
+    models_html,
+    models_markdown,
+)
+from .results import (
+    CheckedResult,
+    Entry,
+    MalformedResult,
+    check_records,
+    clean_text,
+    http_url,
+    load_results,
+    parse_result,
+)
+from .signing import TrustedKeys, default_trusted_keys, load_trusted_keys
 
 __all__ = [
     "COLUMNS",
@@ -51,13 +70,10 @@ __all__ = [
     "render_html",
     "render_markdown",
     "render_svg",
-    "trusted_keys_beside",
     "write_leaderboard",
 ]
 
 _SET_ORDER = ("cifar10s", "clean", "em", "ops")
-#: the folder of trusted public keys, beside the results folder
-TRUSTED_KEYS_FOLDER = "trusted-keys"
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,9 @@ class _PartSpec:
 
 _PARTS = (
     _PartSpec("comparable", "Comparable with the paper",
-              "Preset <code>paper</code>, official CIFAR-10, release EM recipe, scored in the sandbox.", True, True),
+              ("Preset <code>paper</code> on all of CIFAR-10 (the official archive, or a full-size copy of its "
+               "images, labelled as such: not the official archive), the release EM recipe, scored in the sandbox. "
+               "Subsets are never comparable."), True, True),
     _PartSpec("other", "Not comparable with the paper",
               ("Other presets (shorter training, subsets) or other training data. Useful for checking the "
                "harness and the direction of effects, not for comparing numbers with the paper."), True, False),
@@ -85,7 +103,8 @@ _PARTS = (
 _UNVERIFIED = ("Unverified files",
                "Not in any table and never ranked: files that could not be read or checked, and results that are "
                "not signed by a trusted scoring key (unsigned, changed after signing, or signed by a key the "
-               "leaderboard does not list; a file that carries its own key proves nothing), each with the reason.")
+               "leaderboard does not list; a file that carries its own key proves nothing), each with the reason; "
+               "and copies of a result already shown (the same signature), which count once.")
 
 
 def _part_key(e: Entry) -> str:
@@ -98,71 +117,24 @@ def _part_key(e: Entry) -> str:
 # layout: sections, tables, paper rows, footnotes
 
 
-#: the authors' code, linked on the paper's rows when the baselines' source record names none
-_AUTHORS_CODE = "https://github.com/cychomatica/One-Pixel-Shotcut"
-_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?")
-
-
-def _paper_links(source: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The paper (its ``url``, else its arXiv id) and the authors' code, as (label, URL) links."""
-    def url(key: str) -> str | None:
-        value = source.get(key)
-        return http_url(value, key) if isinstance(value, str) else None
-
-    arxiv = source.get("arxiv")
-    paper = url("url") or url("arxiv") or (
-        f"https://arxiv.org/abs/{arxiv}" if isinstance(arxiv, str) and _ARXIV_ID.fullmatch(arxiv) else None)
-    code = url("code") or _AUTHORS_CODE
-    return tuple((label, u) for label, u in (("paper", paper), ("code", code)) if u)
-
-
-def _tables_text(names: Sequence[str]) -> str:
-    """``["table2", "table4", "table5"]`` -> ``"Tables 2, 4 and 5"``."""
-    nums = [n.replace("table", "") for n in names]
-    if len(nums) == 1:
-        return f"Table {nums[0]}"
-    return f"Tables {', '.join(nums[:-1])} and {nums[-1]}"
-
-
-def _paper_entries(reproduced: Sequence[Entry], comparable: bool) -> list[Entry]:
-    """The paper's rows whose (model, method, training set) matches one of ``reproduced``.
-
-    Only clean-test accuracies (Tables 2-5) are candidates: Table 1 measures training sets.
-    Table 5's k-pixel rows (training set ``ops-kK``) only match a result trained on that many
-    pixels. A setting printed in several tables with the same number (ResNet-18, standard, OPS:
-    15.56 in Tables 2, 4 and 5) is one row naming every table it is printed in.
-    """
-    from ...paper import load_baselines, rows
-
-    keys = {(e.model_key, e.method.lower(), e.paper_train_set) for e in reproduced
-            if e.model_key and e.paper_train_set}
-    if not keys:
-        return []
-    links = _paper_links(load_baselines().get("source") or {})
-    printed: dict[tuple[str, str, str, float], list[str]] = {}  # paper order: first printed first
-    for r in rows():
-        key = (r.model, r.method, r.train_set)
-        if r.test_acc is None or key not in keys:
-            continue
-        tables = printed.setdefault((*key, r.test_acc), [])
-        if r.table not in tables:
-            tables.append(r.table)
-    return [
-        Entry(
-            source="reported", name=f"Wu et al., One-Pixel Shortcut, {_tables_text(tables)}", authors=(),
-            links=links, model=model, model_key=model, method=method, defense="", variant=train_set,
-            train_set=train_set, paper_train_set=train_set, preset="paper", seeds=None, final=acc / 100.0,
-            final_std=None, best=None, diff_pp=None, harness="–", date="2023", notes=(), comparable=comparable,
-            file="",
-        )
-        for (model, method, train_set, acc), tables in printed.items()
-    ]
-
-
 def _order(rows: Iterable[Entry]) -> list[Entry]:
     """Best final accuracy first; the paper's row after ours on a tie."""
     return sorted(rows, key=lambda e: (-(e.final if e.final is not None else -1.0), e.source != "reproduced",
                                        e.name, e.file))
+
+
+class _Notes:
+    """The page's footnotes: each distinct text gets one number, in the order the page first uses it."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+
+    def ref(self, note: str) -> int:
+        return self.numbers.setdefault(note, len(self.numbers) + 1)
+
+    def listed(self, refs: Iterable[int]) -> list[tuple[int, str]]:
+        used = set(refs)
+        return [(k, n) for n, k in self.numbers.items() if k in used]
 
 
 @dataclass(frozen=True)
@@ -173,41 +145,39 @@ class _Part:
     title: str
     note: str
     ranked: bool
-    ours: list[Entry]  # the reproduced entries, for the figures
+    ours: list[CheckedResult]  # the reproduced results, for the figures
     tables: list[tuple[str, list[tuple[Entry, int | None, list[int]]]]]
     notes: list[tuple[int, str]]
 
 
-def _layout(rows: Sequence[Entry]) -> list[_Part]:
+def _layout(results: Sequence[CheckedResult], notes: _Notes) -> list[_Part]:
     """The parts of the board, tables and note numbers; shared by the Markdown and the HTML.
 
     The comparable part is always there (saying so when it is empty) once there is any result;
     the others only when they have results. Only the sandboxed parts rank their rows. Identical
     notes share one number across the page.
     """
-    if not rows:
+    if not results:
         return []
-    numbers: dict[str, int] = {}
     parts = []
     for spec in _PARTS:
-        ours = [e for e in rows if _part_key(e) == spec.key]
+        ours = [c for c in results if _part_key(c.entry) == spec.key]
         if not ours and not spec.always:
             continue
         by: dict[str, list[Entry]] = {}
-        for e in ours + _paper_entries(ours, spec.key == "comparable"):
+        for e in [c.entry for c in ours] + paper_entries([c.entry for c in ours], spec.key == "comparable"):
             by.setdefault(e.train_set, []).append(e)
         tables, used = [], []
         for train_set in [s for s in _SET_ORDER if s in by] + sorted((s for s in by if s not in _SET_ORDER),
                                                                      key=_natural):
             table, rank = [], 0
             for e in _order(by[train_set]):
-                refs = [numbers.setdefault(n, len(numbers) + 1) for n in e.notes]
+                refs = [notes.ref(n) for n in e.notes]
                 used += refs
                 rank += e.source == "reproduced"
                 table.append((e, rank if spec.ranked and e.source == "reproduced" else None, refs))
             tables.append((train_set, table))
-        notes = [(k, n) for n, k in numbers.items() if k in set(used)]
-        parts.append(_Part(spec.key, spec.title, spec.note, spec.ranked, ours, tables, notes))
+        parts.append(_Part(spec.key, spec.title, spec.note, spec.ranked, ours, tables, notes.listed(used)))
     return parts
 
 
@@ -217,7 +187,7 @@ def _natural(text: str) -> list[Any]:
     return [int(p) if p.isdecimal() else p for p in re.split(r"(\d+)", text)]
 
 
-_EMPTY_COMPARABLE = "No result yet was scored with the paper preset on the official CIFAR-10 data."
+_EMPTY_COMPARABLE = "No result yet was scored with the paper preset on all of CIFAR-10."
 _INTRO = (
     "Clean CIFAR-10 test accuracy (%) of models trained on each training set; higher is better (on "
     "CIFAR-10-S, a high accuracy means the model learned despite the shortcut). <b>Final acc.</b>: the "
@@ -227,8 +197,24 @@ _INTRO = (
     "<i>reproduced</i> = scored by this harness from a result file; <i>reported</i> = the number printed "
     "in Wu et al., <i>One-Pixel Shortcut</i> (ICLR 2023), as transcribed in the package's baselines table, "
     "shown where it matches a result's model, method and training set. <b>Δ vs paper</b>: final accuracy "
-    "minus the paper's number for the same model, method and training set, in percentage points."
+    "minus the paper's number for the same model, method and training set, in percentage points, for "
+    "results comparable with the paper only."
 )
+_BY_MODEL = ("By model and method",
+             "What each training set costs each model and method: final clean test accuracy (%) of the "
+             "sandboxed, verified results, mean ± std over seeds, one column per training set, beside the "
+             "paper's number where its Tables 2-4 print one (<i>reported</i>, not reproduced). <b>Drop</b>: "
+             "clean minus CIFAR-10-S, in points. Rows whose preset is not <code>paper</code> or whose data is "
+             "not all of CIFAR-10 are not comparable with the paper's numbers (the detail tables below say "
+             "why); click a header to sort.")
+_DEFENSES = ("Defenses vs CIFAR-10-S",
+             "Training-set defenses (applied once to the training images; the test set stays clean) ranked by "
+             "the clean test accuracy they reach when training on CIFAR-10-S, next to the same model and "
+             "method without a defense. <b>Restored</b>: points gained over no defense on CIFAR-10-S. "
+             "<b>Clean cost</b>: points the defense costs when training on clean CIFAR-10. Rows that are not "
+             "comparable with the paper are at the scale their preset says (e.g. the CPU demonstration: a "
+             "10,000-image subset, 20 epochs, normalised inputs).")
+_NO_DEFENSES = "No defense has been scored on CIFAR-10-S yet."
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,23 +226,17 @@ _MD_HEADER = ("| # | Submission | Authors | Model | Method | Defense | Training 
 _MD_ALIGN = "|---:|---|---|---|---|---|---|---|---:|---|---:|---:|---:|---|---|---|"
 
 
-def _md(text: str) -> str:
-    """Inline Markdown text that renders literally: no links, images, HTML, emphasis or cell breaks."""
-    text = clean_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_{}\[\]()#+!|~$])", r"\\\1", text)
-
-
-def _md_link(label: str, url: str) -> str:
-    return f"[{_md(label)}]({url})"  # url passed http_url(): http(s), no spaces, parentheses encoded
+def _data_text(e: Entry) -> str:
+    return f"{e.variant} ({e.data_source})" if e.data_source else e.variant
 
 
 def _md_row(e: Entry, rank: int | None, refs: list[int]) -> str:
-    name = _md(e.name) + "".join(" " + _md_link(label, url) for label, url in e.links)
-    cells = ["–" if rank is None else str(rank), name, _md(", ".join(e.authors)) or "–",
-             _md(e.model), _md(e.method), _md(e.defense) or "–", _md(e.variant), _md(e.preset),
+    name = md(e.name) + "".join(" " + md_link(label, url) for label, url in e.links)
+    cells = ["–" if rank is None else str(rank), name, md(", ".join(e.authors)) or "–",
+             md(e.model), md(e.method), md(e.defense) or "–", md(_data_text(e)), md(e.preset),
              "–" if e.seeds is None else str(e.seeds), e.source, final_text(e),
-             "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}", pct(e.best), _md(e.harness),
-             _md(e.date) or "–", " ".join(f"†{k}" for k in refs) or "–"]
+             "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}", pct(e.best), md(e.harness),
+             md(e.date) or "–", " ".join(f"†{k}" for k in refs) or "–"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -271,61 +251,81 @@ def _rows(table: Sequence[tuple[Entry, int | None, list[int]]], render: Any, not
     return out
 
 
-def _checked(results: Sequence[Any], skipped: Iterable[str],
-             trusted_keys: TrustedKeys | None) -> tuple[list[Entry], list[str]]:
-    rows, notes = checked_entries(results, skipped, trusted_keys)
-    if trusted_keys is not None:
-        notes += [f"trusted keys: {clean_text(p)}" for p in trusted_keys.problems]
-    return rows, notes
-
-
 @dataclass(frozen=True)
 class _Board:
-    """What both pages show, checked once: the verified rows (with their chance notes), the notes
-    on everything left out, and the learning curves of the verified rows with their own notes."""
+    """What both pages show, checked once: the verified results (with their chance notes), the
+    notes on everything left out, and the learning curves of the verified results with their notes."""
 
-    rows: list[Entry]
+    results: list[CheckedResult]
     notes: list[str]
     charts: list[Any]
     chart_notes: list[str]
 
 
-def _board(results: Sequence[Any], skipped: Iterable[str], trusted_keys: TrustedKeys | None) -> _Board:
-    rows, notes = _checked(results, skipped, trusted_keys)
-    try:  # learning curves of the verified rows only; a failure costs the curves, never the board
-        charts, chart_notes = build_charts(results, verified=rows), []
+def _board(checked: Sequence[CheckedResult], notes: list[str], trusted_keys: TrustedKeys | None) -> _Board:
+    if trusted_keys is not None:
+        notes = notes + [f"trusted keys: {clean_text(p)}" for p in trusted_keys.problems]
+    results = with_chance_notes(sorted(checked, key=lambda c: (table_order(c.entry), c.file)))
+    try:  # a failure costs the curves, never the board
+        charts, chart_notes = build_charts(results), []
     except Exception as exc:  # noqa: BLE001 - one result never stops the board
         charts, chart_notes = [], [f"learning curves: could not be drawn ({type(exc).__name__})"]
-    return _Board(with_chance_notes(rows, results), notes, charts, chart_notes)
+    return _Board(results, notes, charts, chart_notes)
+
+
+def _records_board(results: Sequence[Any], skipped: Iterable[str], trusted_keys: TrustedKeys | None) -> _Board:
+    """The board of in-memory records (record *i* named ``result #i``), each checked once."""
+    checked, notes = check_records([(f"result #{i + 1}", r) for i, r in enumerate(results)], trusted_keys, skipped)
+    return _board(checked, notes, trusted_keys)
 
 
 def render_markdown(results: Sequence[Any], *, skipped: Iterable[str] = (),
                     trusted_keys: TrustedKeys | None = None) -> str:
-    """A Markdown leaderboard: comparable and non-comparable parts, one table per training set.
+    """A Markdown leaderboard: the overviews, then comparable and non-comparable parts, one table
+    per training set.
 
     Only records signed by one of ``trusted_keys`` get a row; the others are listed with the
     reason under "Unverified files" (with no keys, that is every record).
     """
-    return _markdown(_board(results, skipped, trusted_keys))
+    return _markdown(_records_board(results, skipped, trusted_keys))
+
+
+def _plain_note(note: str) -> str:
+    return re.sub(r"</?code>", "`", re.sub(r"</?[bi]>", "", note))
 
 
 def _markdown(board: _Board) -> str:
-    rows, skipped = board.rows, board.notes
-    lines = ["# CIFAR-10-S leaderboard", "", re.sub(r"</?[bi]>", "", _INTRO), ""]
-    if not rows:
+    skipped = list(board.notes)
+    notes = _Notes()
+    lines = ["# CIFAR-10-S leaderboard", "", _plain_note(_INTRO), ""]
+    if not board.results:
         lines += ["_No results yet._", ""]
-    for part in _layout(rows):
-        lines += [f"## {part.title}", "", re.sub(r"</?code>", "`", part.note), ""]
+    else:
+        rows = model_rows(board.results)
+        refs: list[int] = []
+
+        def ref(note: str) -> int:
+            refs.append(notes.ref(note))
+            return refs[-1]
+
+        lines += [f"## {_BY_MODEL[0]}", "", _plain_note(_BY_MODEL[1]), ""] + models_markdown(rows, ref) + [""]
+        if refs:
+            lines += ["Notes:", ""] + [f"- †{k}: {md(n)}" for k, n in notes.listed(refs)] + [""]
+        groups = defense_rows(rows)
+        lines += [f"## {_DEFENSES[0]}", "", _plain_note(_DEFENSES[1]), ""]
+        lines += (defenses_markdown(groups) if groups else [f"_{_NO_DEFENSES}_"]) + [""]
+    for part in _layout(board.results, notes):
+        lines += [f"## {part.title}", "", _plain_note(part.note), ""]
         if not part.tables:
             lines += [f"_{_EMPTY_COMPARABLE}_", ""]
         for train_set, table in part.tables:
-            lines += [f"### Training set: {_md(set_title(train_set))}", "", _MD_HEADER, _MD_ALIGN]
+            lines += [f"### Training set: {md(set_title(train_set))}", "", _MD_HEADER, _MD_ALIGN]
             lines += _rows(table, _md_row, skipped)
             lines.append("")
         if part.notes:
-            lines += ["Notes:", ""] + [f"- †{k}: {_md(n)}" for k, n in part.notes] + [""]
+            lines += ["Notes:", ""] + [f"- †{k}: {md(n)}" for k, n in part.notes] + [""]
     if skipped:
-        lines += [f"## {_UNVERIFIED[0]}", "", _UNVERIFIED[1], ""] + [f"- {_md(s)}" for s in skipped] + [""]
+        lines += [f"## {_UNVERIFIED[0]}", "", _UNVERIFIED[1], ""] + [f"- {md(s)}" for s in skipped] + [""]
     return "\n".join(lines)
 
 
@@ -343,19 +343,8 @@ COLUMNS = (
 )
 
 
-def _header(label: str) -> str:
-    """Column header text; after a ``|`` comes a smaller second line."""
-    main, _, small = label.partition("|")
-    return html.escape(main) + (f"<small>{html.escape(small)}</small>" if small else "")
-
-
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
-
-
-def _num_cell(value: float | None, text: str) -> str:
-    """A right-aligned cell; ``data-v`` is what the script sorts by (empty: sorted last)."""
-    return f'<td class="num" data-v="{"" if value is None else repr(float(value))}">{html.escape(text)}</td>'
 
 
 def _html_row(e: Entry, rank: int | None, refs: list[int]) -> str:
@@ -365,16 +354,17 @@ def _html_row(e: Entry, rank: int | None, refs: list[int]) -> str:
                        for label, url in e.links)
     sub = "".join(f'<div class="sub">{x}</div>' for x in (esc(", ".join(e.authors)), links) if x)
     method = esc(e.method) + (f'<div class="sub">+ {esc(e.defense)}</div>' if e.defense else "")
+    data = esc(e.variant) + (f'<div class="sub">{esc(e.data_source)}</div>' if e.data_source else "")
     notes = " ".join(f'<a href="#fn-{k}">†{k}</a>' for k in refs) or "–"
     cells = [
-        _num_cell(rank, "–" if rank is None else str(rank)),
+        num_cell(rank, "–" if rank is None else str(rank)),
         f'<td class="name" data-v="{esc(e.name.lower(), quote=True)}">{name}{sub}</td>',
-        f"<td>{esc(e.model)}</td>", f"<td>{method}</td>", f'<td class="nw">{esc(e.variant)}</td>',
+        f"<td>{esc(e.model)}</td>", f"<td>{method}</td>", f'<td class="nw">{data}</td>',
         f'<td class="nw">{esc(e.preset)}</td>',
-        _num_cell(e.seeds, "–" if e.seeds is None else str(e.seeds)), f"<td>{e.source}</td>",
-        _num_cell(None if e.final is None else 100 * e.final, final_text(e)),
-        _num_cell(e.diff_pp, "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}"),
-        _num_cell(None if e.best is None else 100 * e.best, pct(e.best)),
+        num_cell(e.seeds, "–" if e.seeds is None else str(e.seeds)), f"<td>{e.source}</td>",
+        num_cell(None if e.final is None else 100 * e.final, final_text(e)),
+        num_cell(e.diff_pp, "–" if e.diff_pp is None else f"{e.diff_pp:+.2f}"),
+        num_cell(None if e.best is None else 100 * e.best, pct(e.best)),
         f'<td class="nw">{esc(e.harness)}</td>', f'<td class="nw">{esc(e.date) or "–"}</td>',
         f"<td>{notes}</td>",
     ]
@@ -382,7 +372,7 @@ def _html_row(e: Entry, rank: int | None, refs: list[int]) -> str:
 
 
 _HEAD = "".join(f'<th data-key="{k}" data-type="{t}"' + (' aria-sort="descending"' if k == "final" else "")
-                + f'><button type="button">{_header(label)}</button></th>' for k, label, t in COLUMNS)
+                + f'><button type="button">{header(label)}</button></th>' for k, label, t in COLUMNS)
 
 
 def part_figures(part: _Part) -> list[str]:
@@ -394,18 +384,29 @@ def part_figures(part: _Part) -> list[str]:
 
 def render_html(results: Sequence[Any], *, skipped: Iterable[str] = (),
                 trusted_keys: TrustedKeys | None = None) -> str:
-    """A self-contained static page: filter box, per-part chart, sortable tables, visible notes.
+    """A self-contained static page: filter box, overviews, per-part chart, sortable tables, visible notes.
 
     Only records signed by one of ``trusted_keys`` get a row (see :func:`render_markdown`).
     """
-    return _html(_board(results, skipped, trusted_keys))
+    return _html(_records_board(results, skipped, trusted_keys))
+
+
+def _notes_html(listed: Sequence[tuple[int, str]], anchored: set[int]) -> str:
+    """A list of footnotes; each number is the target of its links once on the page (its first list)."""
+    items = []
+    for k, n in listed:
+        anchor = "" if k in anchored else f' id="fn-{k}"'
+        anchored.add(k)
+        items.append(f'<li{anchor} value="{k}">†{k} {html.escape(n)}</li>')
+    return '<ol class="notes">' + "".join(items) + "</ol>"
 
 
 def _html(board: _Board) -> str:
     from ... import __version__
 
     esc = html.escape
-    rows, skipped = board.rows, board.notes + board.chart_notes
+    skipped = board.notes + board.chart_notes
+    notes, anchored = _Notes(), set()
     csp = (f"default-src 'none'; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; "
            "base-uri 'none'; form-action 'none'")
     out = [
@@ -419,10 +420,27 @@ def _html(board: _Board) -> str:
          'placeholder="e.g. resnet18 randaugment" autocomplete="off"></label> '
          '<span class="note">click a column header to sort</span></div>'),
     ]
-    if not rows:
+    if not board.results:
         out.append("<p><i>No results yet.</i></p>")
+    else:
+        rows = model_rows(board.results)
+        refs: list[int] = []
+
+        def ref(note: str) -> int:
+            refs.append(notes.ref(note))
+            return refs[-1]
+
+        out += [f'<section id="by-model"><h2>{esc(_BY_MODEL[0])} <span class="count" id="bm-count"></span></h2>',
+                f'<p class="note">{_BY_MODEL[1]}</p>', models_html(rows, ref, "bm")]
+        if refs:
+            out.append(_notes_html(notes.listed(refs), anchored))
+        out.append("</section>")
+        groups = defense_rows(rows)
+        out += [f'<section id="defenses"><h2>{esc(_DEFENSES[0])} <span class="count" id="df-count"></span></h2>',
+                f'<p class="note">{_DEFENSES[1]}</p>',
+                defenses_html(groups, "df") if groups else f"<p><i>{esc(_NO_DEFENSES)}</i></p>", "</section>"]
     n_table = 0
-    for part in _layout(rows):
+    for part in _layout(board.results, notes):
         out += [f"<section><h2>{esc(part.title)}</h2>", f'<p class="note">{part.note}</p>']
         out += part_figures(part)
         if not part.ours:
@@ -436,8 +454,7 @@ def _html(board: _Board) -> str:
             out += _rows(table, _html_row, skipped)
             out.append("</tbody></table></div>")
         if part.notes:
-            out.append('<ol class="notes">' + "".join(f'<li id="fn-{k}" value="{k}">†{k} {esc(n)}</li>'
-                                                      for k, n in part.notes) + "</ol>")
+            out.append(_notes_html(part.notes, anchored))
         out.append("</section>")
     out.append(curves_html(board.charts))
     if skipped:
@@ -451,13 +468,7 @@ def _html(board: _Board) -> str:
 def render_svg(results: Sequence[Any], *, title: str = "Clean test accuracy by model and training method",
                trusted_keys: TrustedKeys | None = None) -> str:
     """The accuracy chart (inline SVG) of the verified, well-formed records in ``results``."""
-    rows, _ = checked_entries(results, trusted=trusted_keys)
-    return accuracy_chart(rows, title)
-
-
-def trusted_keys_beside(results_dir: str | Path) -> Path:
-    """Where the board looks for trusted keys by default: ``trusted-keys/`` beside the results folder."""
-    return Path(results_dir).absolute().parent / TRUSTED_KEYS_FOLDER
+    return accuracy_chart(_records_board(results, (), trusted_keys).results, title)
 
 
 def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
@@ -465,19 +476,19 @@ def write_leaderboard(results_dir: str | Path, out_dir: str | Path, *,
     """Render every result in ``results_dir`` to ``out_dir``/leaderboard.md and ``out_dir``/index.html
     (and the learning curves of the verified results to ``out_dir``/curves-*.png).
 
-    ``trusted_keys``: the keys whose signatures count, or a folder of ``*.pub`` files (default:
-    :func:`trusted_keys_beside` the results, when it exists; else no key is trusted). Returns both
-    paths, the number of verified results shown and a ``"file: why"`` note per file not shown.
+    ``trusted_keys``: the keys whose signatures count, or a folder of ``*.pub`` files (default: the
+    project's trusted keys, :func:`.signing.default_trusted_keys`; never a folder inside the
+    results). Each file is read and checked once. Returns both paths, the number of verified
+    results shown and a ``"file: why"`` note per file not shown.
     """
     if not isinstance(trusted_keys, TrustedKeys):
-        folder = trusted_keys if trusted_keys is not None else trusted_keys_beside(results_dir)
-        trusted_keys = load_trusted_keys(folder if trusted_keys is not None or Path(folder).is_dir() else None)
-    results, skipped = load_results(results_dir)
-    board = _board(results, skipped, trusted_keys)  # every signature checked once, for both pages
+        trusted_keys = load_trusted_keys(trusted_keys if trusted_keys is not None else default_trusted_keys())
+    checked, skipped = load_results(results_dir, trusted_keys)
+    board = _board(checked, skipped, trusted_keys)  # every signature checked once, for both pages
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    md, page = out / "leaderboard.md", out / "index.html"
-    atomic_write_bytes(md, _markdown(board).encode("utf-8"))
+    md_path, page = out / "leaderboard.md", out / "index.html"
+    atomic_write_bytes(md_path, _markdown(board).encode("utf-8"))
     atomic_write_bytes(page, _html(board).encode("utf-8"))
     write_curve_pngs(board.charts, out)  # the page's learning curves, as PNG files beside it
-    return md, page, len(board.rows), board.notes + board.chart_notes
+    return md_path, page, len(board.results), board.notes + board.chart_notes

@@ -12,20 +12,29 @@ trusted key (:mod:`.signing`) makes the board rank it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ... import strict_json
-from ...constants import DEFAULT_RECIPE
+from ...constants import CIFAR10_OFFICIAL_CONTENT, DEFAULT_RECIPE
 from ...store import atomic_write_bytes
+from .result_schema import (
+    RESULT_FORMAT,
+    RESULT_FORMAT_VERSION,
+    SANDBOX_NONE,
+    V1_FIELDS,
+    MalformedResult,
+    ResultRecord,
+    check_record,
+    from_json,
+    kind_of,
+    to_json,
+)
 from .signing import SIGNATURE_FIELD, SigningKey, load_signing_key, sign_record
-from ...errors import Cifar10sError
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -35,97 +44,26 @@ __all__ = [
     "MalformedResult",
     "ResultRecord",
     "data_caveats",
+    "SOURCE_KINDS",
+    "data_source",
     "kind_of",
     "read_result",
     "sandbox_label",
+    "typed_record",
     "validate_result",
     "write_result",
 ]
 
-RESULT_FORMAT = "cifar10s-leaderboard-result"
-RESULT_FORMAT_VERSION = 2
-#: the ``sandbox`` value of a result scored without the OS sandbox
-SANDBOX_NONE = "none"
 #: result files larger than this are skipped unread (real ones are well under 1 MiB)
 MAX_FILE_BYTES = 16 * 2**20
 
 
-class MalformedResult(Cifar10sError, ValueError):
-    """A result record the board cannot show; the message names the field and what is wrong."""
-
-
-@dataclass(frozen=True)
-class ResultRecord:
-    """Every top-level field of a result file (format version 2), as the scorer fills them in.
-
-    ``sandbox`` describes the OS sandbox the submission's code ran in (tool, version, namespaces,
-    limits), or is :data:`SANDBOX_NONE`. ``accuracy`` values are fractions in [0, 1].
-    """
-
-    created_utc: str
-    submission: dict[str, Any]
-    dataset: dict[str, Any]
-    test_set: dict[str, Any]
-    code: dict[str, Any]
-    preset: str
-    preset_diff: dict[str, Any]
-    paper_setting: bool
-    config: dict[str, Any]
-    seeds: list[int]
-    device: str
-    precision: dict[str, Any]
-    environment: dict[str, Any]
-    wall_time_s: float
-    train_time_s: float
-    eval: dict[str, Any]
-    isolation: str
-    sandbox: dict[str, Any] | str
-    integrity: dict[str, Any]
-    per_seed: list[dict[str, Any]]
-    summary: dict[str, Any]
-    paper: list[dict[str, Any]]
-    format: str = RESULT_FORMAT
-    format_version: int = RESULT_FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-#: JSON type(s) of each field; (types, may be null). Checked for every field present; in
-#: version 2 every field must be present.
-_OBJECT, _LIST, _TEXT, _NUMBER = (dict,), (list,), (str,), (int, float)
-FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
-    "created_utc": (_TEXT, False), "submission": (_OBJECT, False), "dataset": (_OBJECT, False),
-    "test_set": (_OBJECT, False), "code": (_OBJECT, False), "preset": (_TEXT, False),
-    "preset_diff": (_OBJECT, False), "paper_setting": ((bool,), False), "config": (_OBJECT, False),
-    "seeds": (_LIST, False), "device": (_TEXT, False), "precision": (_OBJECT, False),
-    "environment": (_OBJECT, False), "wall_time_s": (_NUMBER, False), "train_time_s": (_NUMBER, False),
-    "eval": (_OBJECT, False), "isolation": (_TEXT, False), "sandbox": ((dict, str), False),
-    "integrity": (_OBJECT, False), "per_seed": (_LIST, False), "summary": (_OBJECT, False),
-    "paper": (_LIST, False), "format": (_TEXT, False), "format_version": ((int,), False),
-}
-#: fields the board needs in every version (version 1 files were written without the others)
-_ALWAYS = ("format", "submission", "dataset", "summary", "preset")
-_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-          float: "a number"}
-
-
-def kind_of(value: Any) -> str:
-    """``"an object"``, ``"a list"``... for messages; ``"nothing (missing or null)"`` for None."""
-    return "nothing (missing or null)" if value is None else _NAMES.get(type(value), type(value).__name__)
-
-
-def _expected(types: tuple[type, ...]) -> str:
-    if types == _NUMBER:
-        return "a number"
-    return " or ".join(_NAMES[t] for t in types)
-
-
 def validate_result(data: Any) -> dict[str, Any]:
-    """Check the shape of a result record: format, version and the JSON type of every field.
+    """Check the shape of a result record: format, version and the JSON type of every field
+    (generated from :class:`ResultRecord`'s types, nested records included).
 
     Returns the record; raises :class:`MalformedResult` naming the first field that is wrong.
-    The fields the board shows are checked in depth by :func:`.results.parse_result`.
+    The values the board shows are checked in depth by :func:`.results.parse_result`.
     """
     if not isinstance(data, dict):
         raise MalformedResult(f"the file must be an object, got {kind_of(data)}")
@@ -138,16 +76,8 @@ def validate_result(data: Any) -> dict[str, Any]:
     if version > RESULT_FORMAT_VERSION:
         raise MalformedResult(f"format_version {version} is newer than this renderer reads "
                               f"({RESULT_FORMAT_VERSION}); update cifar10s")
-    required = set(FIELD_TYPES) if version >= 2 else set(_ALWAYS)
-    for name, (types, nullable) in FIELD_TYPES.items():
-        value = data.get(name)
-        if value is None and (name not in required or (nullable and name in data)):
-            continue
-        bad_bool = isinstance(value, bool) and bool not in types
-        if bad_bool or not isinstance(value, types):
-            raise MalformedResult(f"{name} must be {_expected(types)}, got {kind_of(value)}")
-        if name in ("wall_time_s", "train_time_s") and not math.isfinite(float(value)):
-            raise MalformedResult(f"{name} is not a finite number")
+    every = [f for f in ResultRecord.__dataclass_fields__]
+    check_record(data, ResultRecord, required=every if version >= 2 else V1_FIELDS)
     sandbox = data.get("sandbox")
     if isinstance(sandbox, str) and sandbox != SANDBOX_NONE:
         raise MalformedResult(f"sandbox must be an object describing the sandbox, or {SANDBOX_NONE!r}")
@@ -156,6 +86,12 @@ def validate_result(data: Any) -> dict[str, Any]:
     if version >= 2 and SIGNATURE_FIELD not in data:
         raise MalformedResult(f"format version {version} results are signed, and this one has no signature")
     return data
+
+
+def typed_record(data: Any) -> ResultRecord:
+    """The typed :class:`ResultRecord` of a result object (checked first by :func:`validate_result`)."""
+    record: ResultRecord = from_json(ResultRecord, validate_result(data))
+    return record
 
 
 def sandbox_label(data: Mapping[str, Any]) -> str | None:
@@ -171,21 +107,86 @@ def sandbox_label(data: Mapping[str, Any]) -> str | None:
     return f"{label} {version}" if isinstance(version, str) and version else label
 
 
+#: the source kinds a dataset record names (:func:`cifar10s.sources.cifar10.source_kind`)
+SOURCE_KINDS = ("official", "official-content", "full-copy", "subset")
+
+
+def _content(dataset: Mapping[str, Any]) -> dict[str, str] | None:
+    content = dataset.get("source_content_fingerprint")
+    if isinstance(content, Mapping) and all(isinstance(content.get(k), str) for k in ("train", "test")):
+        return {"train": content["train"], "test": content["test"]}
+    return None
+
+
+def _matches_official(content: dict[str, str] | None) -> bool | None:
+    """Whether a copy's content equals the official archive's: None while the official content
+    fingerprint is not pinned (:data:`cifar10s.constants.CIFAR10_OFFICIAL_CONTENT`)."""
+    if CIFAR10_OFFICIAL_CONTENT is None or content is None:
+        return None
+    return content == dict(CIFAR10_OFFICIAL_CONTENT)
+
+
 def data_caveats(dataset: Mapping[str, Any]) -> list[str]:
     """Why a result's training data is not the data the paper trained on (empty when it is).
 
-    Reads a result's ``dataset`` record: a non-official CIFAR-10 copy (e.g. a subset) or EM noise
-    from another recipe than the release's make a number incomparable with the paper's, whatever
-    the training settings.
+    Reads a result's ``dataset`` record. Not comparable: a subset of CIFAR-10, a full-size copy
+    whose content is known to differ from the official archive's, EM noise from another recipe
+    than the release's. A full-size copy whose content is not yet known to differ is comparable
+    (training shuffles the images and accuracy does not depend on their order, so only the images
+    and labels matter; :func:`data_source` says it is not the official archive). Results written
+    before ``source_kind`` existed are judged by ``official_cifar10`` alone.
     """
     out: list[str] = []
-    if not dataset.get("official_cifar10", False):
-        out.append(f"built from a CIFAR-10 copy that is not the official release "
-                   f"({dataset.get('num_train', '?')} training images)")
+    kind = dataset.get("source_kind")
+    num_train = dataset.get("num_train", "?")
+    if kind is None:
+        if not dataset.get("official_cifar10", False):
+            out.append(f"built from a CIFAR-10 copy that is not the official release ({num_train} training images)")
+    elif kind == "subset":
+        out.append(f"built from a subset of CIFAR-10 ({num_train} training images), not the whole training set")
+    elif kind == "full-copy" and _matches_official(_content(dataset)) is False:
+        out.append("built from a full-size CIFAR-10 copy whose images or labels differ from the official archive's")
+    elif kind not in SOURCE_KINDS:
+        out.append(f"built from a CIFAR-10 copy of unknown kind {str(kind)[:40]!r}")
     recipe = dataset.get("recipe")
     if recipe is not None and recipe != DEFAULT_RECIPE:
         out.append(f"EM noise from recipe {recipe!r}, not the release recipe {DEFAULT_RECIPE!r}")
     return out
+
+
+def data_source(dataset: Mapping[str, Any]) -> tuple[str, str | None]:
+    """What CIFAR-10 copy a result was trained on: a short label and, where it needs one, a note.
+
+    ``("official archive", None)``; ``("full-size copy", "full-size copy, not the official archive:
+    content fingerprint ...")``; ``("subset", ...)``. Never calls a copy the official archive:
+    a full-size copy's equality with it is stated as unverified until the official content
+    fingerprint is pinned. Results written before ``source_kind`` existed get the label their
+    ``official_cifar10`` flag gives, with no note.
+    """
+    kind = dataset.get("source_kind")
+    content = _content(dataset)
+    ident = (f"content fingerprint train {content['train'][:16]}…, test {content['test'][:16]}…"
+             if content else "no content fingerprint recorded")
+    if kind is None:
+        return ("official archive" if dataset.get("official_cifar10") is True else "not the official release"), None
+    if kind == "official":
+        return "official archive", None
+    if kind == "official-content":
+        return "official content, another copy", (
+            f"training data: the official archive's images and labels from another copy (not the official "
+            f"archive's files; {ident}, equal to the official archive's)")
+    if kind == "full-copy":
+        same = _matches_official(content)
+        verdict = {None: "whether its images and labels equal the official archive's is unverified (the official "
+                         "content fingerprint is not yet pinned in cifar10s/constants.py)",
+                   True: "its images and labels equal the official archive's (content fingerprints match)",
+                   False: "its images or labels differ from the official archive's"}[same]
+        return "full-size copy", (f"training data: full-size copy, not the official archive: all "
+                                  f"{dataset.get('num_train', '?')} training and {dataset.get('num_test', '?')} "
+                                  f"test images of CIFAR-10 from another copy ({ident}); {verdict}")
+    if kind == "subset":
+        return "subset", None  # data_caveats says why it is not comparable
+    return "unknown source", None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ def write_result(path: str | os.PathLike[str], record: ResultRecord | Mapping[st
                  key: SigningKey | None = None) -> dict[str, Any]:
     """Sign ``record`` with ``key`` (default: this installation's, created on first use) and write it
     atomically to ``path``; return the record as written (what a reader will load)."""
-    data = record.to_dict() if isinstance(record, ResultRecord) else dict(record)
+    data = record.to_dict() if isinstance(record, ResultRecord) else to_json(dict(record))
     data = _plain({k: v for k, v in data.items() if not str(k).startswith("_") and k != SIGNATURE_FIELD})
     validate_result({**data, SIGNATURE_FIELD: {}})  # the scorer never writes a file the board refuses
     signed = sign_record(data, key or load_signing_key())

@@ -1,13 +1,17 @@
 """Reading leaderboard result files that anyone may have written: check every field, skip what fails.
 
 Result files arrive in pull requests, so the board treats them as untrusted input. Each file is
-read strictly (:func:`.result_file.read_result`: duplicate keys, NaN and huge numbers refused),
-each record is checked field by field (:func:`parse_result`) and turned into an :class:`Entry`
-built only from checked values; strings are cleaned of control characters, line breaks and lone
-surrogates, accuracies must be finite fractions in [0, 1], and summaries must agree with their
-per-seed values. A record becomes a row only when its signature verifies against a trusted key
-(:func:`checked_entries`, :mod:`.signing`). Any file or record that fails is skipped with a note
-naming it and the reason, so one broken file never takes the board down.
+read once and strictly (:func:`.result_file.read_result`: duplicate keys, NaN and huge numbers
+refused), typed by the schema (:mod:`.result_schema`), each value the board shows is checked in
+depth (:func:`entry_of`: strings cleaned of control characters, line breaks and lone surrogates,
+accuracies finite fractions in [0, 1], summaries agreeing with their per-seed values), and its
+signature verified against the trusted keys (:mod:`.signing`). What passes becomes a
+:class:`CheckedResult` (the typed record, its row, its signer, its file name beside it), which
+every renderer takes; any file or record that fails is skipped with a note naming it and the
+reason, so one broken file never takes the board down.
+
+It is one module (about 430 lines) because the checks and the row they build go together: each
+check sits beside the field of the row it guards.
 """
 
 from __future__ import annotations
@@ -26,18 +30,23 @@ from typing import Any
 from .result_file import (
     MAX_FILE_BYTES,
     MalformedResult,
+    ResultRecord,
     data_caveats,
+    data_source,
     kind_of,
     read_result,
     sandbox_label,
-    validate_result,
+    typed_record,
 )
-from .signing import TrustedKeys, verify_record
+from .result_schema import AccuracySummary, to_json
+from .signing import SIGNATURE_FIELD, TrustedKeys, verify_record
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "CheckedResult",
     "Entry",
     "MalformedResult",
+    "check_records",
     "checked_entries",
     "clean_text",
     "http_url",
@@ -79,6 +88,20 @@ class Entry:
     file: str
     sandbox: str | None = None  # the sandbox it was scored in; None: none (shown apart, never ranked)
     signer: str | None = None  # id of the trusted key that signed it; None for the paper's rows
+    data_source: str = ""  # the CIFAR-10 copy trained on: "official archive", "full-size copy", "subset"...
+    data_sha256: str | None = None  # sha256 of the training images (before any defense): which build it was
+
+
+@dataclass(frozen=True)
+class CheckedResult:
+    """A result file as the board uses it, checked once: the typed record, its row, who signed it,
+    and the name of the file it came from (kept beside the record, never inside it)."""
+
+    file: str  # display name of the file (cleaned)
+    record: ResultRecord
+    entry: Entry
+    signer: str  # id of the trusted key whose signature verified
+    signature: str  # the signature itself: two files with the same one hold the same signed result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,11 +239,19 @@ def parse_result(data: Any, file: str = "") -> Entry:
     Raises :class:`MalformedResult` naming the first field that is missing, of the wrong type,
     not finite, out of range or too long. Unknown fields are ignored.
     """
+    return entry_of(typed_record(data), file)
+
+
+def _summary_of(block: AccuracySummary | None, where: str, *,
+                required: bool) -> tuple[float | None, float | None, int | None]:
+    return _summary(None if block is None else to_json(block), where, required=required)
+
+
+def entry_of(record: ResultRecord, file: str = "") -> Entry:
+    """The table row of a typed record (see :func:`parse_result`)."""
     from ...paper import canonical_model, lookup
 
-    data = validate_result(data)
-
-    sub = _dict(data.get("submission"), "submission")
+    sub = _dict(record.submission, "submission")
     name = _text(sub.get("name"), "submission.name", empty_ok=False)
     authors_raw = sub.get("authors", [])
     if not isinstance(authors_raw, list) or len(authors_raw) > _MAX_LIST:
@@ -240,39 +271,50 @@ def parse_result(data: Any, file: str = "") -> Entry:
         defense += " (" + ", ".join(f"{_text(k, 'a defense_kwargs key')}={_json_short(v)}"
                                     for k, v in sorted(kwargs.items(), key=lambda kv: str(kv[0]))) + ")"
 
-    ds = _dict(data.get("dataset"), "dataset")
-    variant = _text(ds.get("variant"), "dataset.variant", empty_ok=False)
-    paper_set = _text(ds.get("paper_train_set"), "dataset.paper_train_set", optional=True) or None
-    official = ds.get("official_cifar10", False)
-    if not isinstance(official, bool):
-        raise MalformedResult(f"dataset.official_cifar10 must be true or false, got {_kind(official)}")
-    checked_ds = {"official_cifar10": official,
-                  "num_train": _int(ds.get("num_train"), "dataset.num_train", optional=True) or "?",
-                  "recipe": _text(ds.get("recipe"), "dataset.recipe", optional=True)}
+    ds = record.dataset
+    variant = _text(ds.variant, "dataset.variant", empty_ok=False)
+    paper_set = _text(ds.paper_train_set, "dataset.paper_train_set", optional=True) or None
+    for what, value in (("num_train", ds.num_train), ("num_test", ds.num_test)):
+        _int(value, f"dataset.{what}", optional=True)
+    kind = _text(ds.source_kind, "dataset.source_kind", optional=True, limit=40)
+    for split in ("train", "test"):
+        fp = getattr(ds.source_content_fingerprint, split, None)
+        if fp is not None and not re.fullmatch(r"[0-9a-f]{64}", fp):
+            raise MalformedResult(f"dataset.source_content_fingerprint.{split} must be a sha256 hex digest")
+    checked_ds = {"official_cifar10": ds.official_cifar10, "num_train": ds.num_train or "?",
+                  "num_test": ds.num_test or "?", "source_kind": kind,
+                  "source_content_fingerprint": to_json(ds.source_content_fingerprint),
+                  "recipe": _text(ds.recipe, "dataset.recipe", optional=True)}
     data_notes = [f"training data: {c}" for c in data_caveats(checked_ds)]
+    test_kind = getattr(record.test_set, "source_kind", None)
+    if test_kind == "subset":
+        data_notes.append(f"test set: a subset of CIFAR-10's test set ({record.test_set.num_test or '?'} images)")
+    source_label, source_note = data_source(checked_ds)
 
-    summary = _dict(data.get("summary"), "summary")
-    final, final_std, n = _summary(summary.get("final_test_acc"), "summary.final_test_acc", required=True)
-    best, _, _ = _summary(summary.get("best_test_acc"), "summary.best_test_acc", required=False)
+    summary = record.summary
+    final, final_std, n = _summary_of(summary.final_test_acc, "summary.final_test_acc", required=True)
+    best, _, _ = _summary_of(summary.best_test_acc, "summary.best_test_acc", required=False)
 
-    preset = _text(data.get("preset"), "preset", empty_ok=False)
-    integrity_notes = _integrity_notes(data.get("integrity"))
-    notes = _preset_notes(_dict(data.get("preset_diff"), "preset_diff")) + data_notes + integrity_notes
-    seeds_raw = data.get("seeds")
-    if seeds_raw is not None and (not isinstance(seeds_raw, list) or len(seeds_raw) > _MAX_LIST):
+    preset = _text(record.preset, "preset", empty_ok=False)
+    integrity_notes = _integrity_notes(record.integrity)
+    notes = (_preset_notes(_dict(record.preset_diff, "preset_diff", optional=True)) + data_notes
+             + ([source_note] if source_note else []) + integrity_notes)
+    seeds_raw = record.seeds
+    if seeds_raw is not None and len(seeds_raw) > _MAX_LIST:
         raise MalformedResult(f"seeds must be a list of at most {_MAX_LIST} integers")
     seeds = len([_int(s, f"seeds[{i}]") for i, s in enumerate(seeds_raw)]) if seeds_raw is not None else n
 
-    code = _dict(data.get("code"), "code", optional=True)
+    code = _dict(record.code, "code", optional=True)
     harness = _text(code.get("cifar10s"), "code.cifar10s", optional=True, limit=40) or "?"
     commit = _text(code.get("git_commit"), "code.git_commit", optional=True, limit=80) or ""
     if re.fullmatch(r"[0-9a-f]{7,64}", commit):
         harness += f"@{commit[:8]}" + ("+dirty" if code.get("git_dirty") is True else "")
-    date = (_text(data.get("created_utc"), "created_utc", optional=True, limit=40) or "")[:10]
+    date = (_text(record.created_utc, "created_utc", optional=True, limit=40) or "")[:10]
 
     model_key = canonical_model(model) if model else None
     diff_pp = None
-    if model_key and paper_set:
+    comparable = preset == "paper" and not data_notes and not integrity_notes
+    if model_key and paper_set and comparable:  # a difference from the paper only where it means one
         paper = [r for r in lookup(model_key, method, paper_set) if r.test_acc is not None]
         diff_pp = round(100.0 * final - paper[0].test_acc, 2) if paper and final is not None else None
     return Entry(
@@ -280,9 +322,9 @@ def parse_result(data: Any, file: str = "") -> Entry:
         model=model or f"custom ({entry_file or 'code'})", model_key=model_key, method=method or "?",
         defense=defense, variant=variant or "?", train_set=paper_set or variant or "?", paper_train_set=paper_set,
         preset=preset or "?", seeds=seeds, final=final, final_std=final_std, best=best, diff_pp=diff_pp,
-        harness=harness, date=date, notes=tuple(notes),
-        comparable=preset == "paper" and not data_notes and not integrity_notes, file=file,
-        sandbox=sandbox_label(data),
+        harness=harness, date=date, notes=tuple(notes), comparable=comparable, file=file,
+        sandbox=sandbox_label(to_json({"sandbox": record.sandbox})), data_source=source_label,
+        data_sha256=ds.train_images_sha256 if re.fullmatch(r"[0-9a-f]{64}", ds.train_images_sha256 or "") else None,
     )
 
 
@@ -319,63 +361,79 @@ def _display_name(path: Path) -> str:
     return clean_text(os.fsencode(path.name).decode("utf-8", "replace"))
 
 
-def load_results(folder: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every readable, well-formed result JSON directly inside ``folder``, and a ``"file: why"`` note
-    per file skipped.
-
-    A file is skipped, never fatal, when it cannot be read, is refused by
-    :func:`.result_file.read_result` (not UTF-8 JSON, duplicate keys, NaN, larger than
-    :data:`MAX_FILE_BYTES`, ...) or fails :func:`parse_result`. Signatures are checked later, by
-    :func:`checked_entries`. Each returned record gets a ``_file`` key with its file name.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"results folder {folder} does not exist")
-    results, skipped = [], []
-    for path in sorted(folder.glob("*.json")):
-        shown = _display_name(path)
-        try:
-            data = read_result(path)
-            parse_result(data, shown)
-        except MalformedResult as exc:
-            skipped.append(f"{shown}: {exc}")
-            continue
-        except OSError as exc:
-            skipped.append(f"{shown}: unreadable ({exc.strerror or type(exc).__name__})")
-            continue
-        except Exception as exc:  # noqa: BLE001 - one file never stops the board, whatever is wrong with it
-            skipped.append(f"{shown}: could not be checked ({type(exc).__name__}: {clean_text(str(exc))[:200]})")
-            continue
-        data["_file"] = shown
-        results.append(data)
-    return results, skipped
+def _signature_of(data: Any) -> str:
+    block = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
+    sig = block.get("signature") if isinstance(block, dict) else None
+    return sig if isinstance(sig, str) else ""
 
 
-def checked_entries(results: Sequence[Any], skipped: Iterable[str] = (),
-                    trusted: TrustedKeys | None = None) -> tuple[list[Entry], list[str]]:
-    """Rows of the records that pass :func:`parse_result` and are signed by a ``trusted`` key.
+def check_records(records: Sequence[tuple[str, Any]], trusted: TrustedKeys | None = None,
+                  skipped: Iterable[str] = ()) -> tuple[list[CheckedResult], list[str]]:
+    """``(file name, record)`` pairs checked once into :class:`CheckedResult`s: well-formed
+    (:func:`parse_result`) and signed by a ``trusted`` key.
 
     Every other record joins the notes (``skipped`` first) with the reason: malformed, unsigned,
     signed by a key that is not trusted, or changed after signing. Without ``trusted`` keys no
-    record verifies. The renderers call this on whatever they are given, so records that did not
-    come through :func:`load_results` are checked too.
+    record verifies. A record with the same signature as one already checked (a byte-identical
+    copy of a file) is the same signed result: it is kept once, with a note naming both files.
     """
     trusted = trusted if trusted is not None else TrustedKeys({})
-    entries, notes = [], [clean_text(str(s))[:1000] for s in skipped]
-    for i, r in enumerate(results):
-        file = r.get("_file") if isinstance(r, dict) and isinstance(r.get("_file"), str) else f"result #{i + 1}"
+    checked: list[CheckedResult] = []
+    notes = [clean_text(str(s))[:1000] for s in skipped]
+    first_file: dict[str, str] = {}
+    for file, data in records:
         file = clean_text(file)[:_MAX_TEXT]
         try:
-            entry = parse_result(r, file)
+            record = typed_record(data)
+            entry = entry_of(record, file)
         except MalformedResult as exc:
             notes.append(f"{file}: {exc}")
             continue
         except Exception as exc:  # noqa: BLE001 - one record never stops the board
             notes.append(f"{file}: could not be checked ({type(exc).__name__}: {clean_text(str(exc))[:200]})")
             continue
-        verified = verify_record(r, trusted)
-        if not verified.ok:
+        verified = verify_record(data, trusted)
+        if not verified.ok or verified.key_id is None:
             notes.append(f"{file}: {verified.reason}")
             continue
-        entries.append(dataclasses.replace(entry, signer=verified.key_id))
-    return entries, notes
+        signature = _signature_of(data)
+        if signature in first_file:
+            notes.append(f"{file}: the same signed result as {first_file[signature]} (a copy; shown once)")
+            continue
+        first_file[signature] = file
+        checked.append(CheckedResult(file=file, record=record, entry=dataclasses.replace(entry, signer=verified.key_id),
+                                     signer=verified.key_id, signature=signature))
+    return checked, notes
+
+
+def load_results(folder: str | Path, trusted: TrustedKeys | None = None) -> tuple[list[CheckedResult], list[str]]:
+    """Every result JSON directly inside ``folder``, read once and checked once
+    (:func:`check_records`), and a ``"file: why"`` note per file left out.
+
+    A file is skipped, never fatal, when it cannot be read, is refused by
+    :func:`.result_file.read_result` (not UTF-8 JSON, duplicate keys, NaN, larger than
+    :data:`MAX_FILE_BYTES`, ...), fails :func:`parse_result` or is not signed by a ``trusted``
+    key. The file name travels beside the record, never inside it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"results folder {folder} does not exist")
+    read, skipped = [], []
+    for path in sorted(folder.glob("*.json")):
+        shown = _display_name(path)
+        try:
+            read.append((shown, read_result(path)))
+        except MalformedResult as exc:
+            skipped.append(f"{shown}: {exc}")
+        except OSError as exc:
+            skipped.append(f"{shown}: unreadable ({exc.strerror or type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - one file never stops the board, whatever is wrong with it
+            skipped.append(f"{shown}: could not be checked ({type(exc).__name__}: {clean_text(str(exc))[:200]})")
+    return check_records(read, trusted, skipped)
+
+
+def checked_entries(results: Sequence[Any], skipped: Iterable[str] = (),
+                    trusted: TrustedKeys | None = None) -> tuple[list[Entry], list[str]]:
+    """The rows of in-memory records (see :func:`check_records`; record *i* is named ``result #i``)."""
+    checked, notes = check_records([(f"result #{i + 1}", r) for i, r in enumerate(results)], trusted, skipped)
+    return [c.entry for c in checked], notes

@@ -45,6 +45,7 @@ __all__ = [
     "TrustedKeys",
     "Verification",
     "default_key_path",
+    "default_trusted_keys",
     "load_signing_key",
     "load_trusted_keys",
     "sign_record",
@@ -215,6 +216,38 @@ def parse_public_line(line: str) -> bytes:
     if len(parts) < 2 or parts[0] != ALGORITHM:
         raise ValueError(f"expected '{ALGORITHM} <base64 public key> [comment]'")
     return _b64(parts[1], 32, "the public key")
+
+
+#: where a checkout of the project keeps the public keys of the installations whose results it ranks
+PROJECT_TRUSTED_KEYS = Path("leaderboard") / "trusted-keys"
+
+
+def _is_checkout(base: Path) -> bool:
+    """Whether ``base`` is the root of a cifar10s source tree (its pyproject.toml names the project)."""
+    import tomllib
+
+    try:
+        with open(base / "pyproject.toml", "rb") as fh:
+            return tomllib.load(fh).get("project", {}).get("name") == "cifar10s"
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return False
+
+
+def default_trusted_keys(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """The project's trusted-keys folder, ``leaderboard/trusted-keys/`` of a cifar10s checkout.
+
+    The checkout this package is imported from comes first (a source tree or an editable install:
+    the keys that came with the code); else the current folder, when it is a checkout (a clone
+    with the package installed elsewhere). An installed package run outside a checkout has none:
+    pass the folder explicitly. A results folder is never searched: keys do not become trusted by
+    sitting beside or inside the results they sign.
+    """
+    here = Path(__file__).resolve().parents[3]  # <root>/cifar10s/leaderboard/board/signing.py
+    for base in (here, Path(cwd) if cwd is not None else Path.cwd()):
+        folder = base / PROJECT_TRUSTED_KEYS
+        if _is_checkout(base) and folder.is_dir():
+            return folder
+    return None
 
 
 def load_trusted_keys(folder: str | os.PathLike[str] | None) -> TrustedKeys:

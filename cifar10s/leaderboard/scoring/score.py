@@ -309,10 +309,12 @@ def run_seeds(run: PreparedRun, *, stop_after_epoch: int | None, allow_slow: boo
         per_seed = evaluate_seeds(sub, per_seed, first, test, settings)
         if temporary:
             per_seed = [dataclasses.replace(p, workdir=None) for p in per_seed]
+    k = _per_epoch_images(first, test)  # the best epoch is selected on these, the final model on all
     for p in per_seed:
         best = "n/a" if p.best_test_acc is None else f"{100 * p.best_test_acc:.2f}% at epoch {p.best_epoch}"
-        say(f"  seed {p.seed}: final clean test accuracy {100 * p.final_test_acc:.2f}% ({test.num_test} "
-            f"images; flipped {100 * p.flipped_test_acc:.2f}%); best epoch, selected on the test set: {best}")
+        say(f"  seed {p.seed}: final clean test accuracy {100 * p.final_test_acc:.2f}% (all {test.num_test} test "
+            f"images; flipped {100 * p.flipped_test_acc:.2f}%); best epoch, selected on "
+            f"{'the same' if k == test.num_test else f'a fixed {k}-image subset of the'} test images: {best}")
     test.check_unchanged()  # and after the last one, before anything is written
     return SeedRuns(sub, first, per_seed)
 
@@ -381,13 +383,15 @@ def _report(say: Callable[[str], None], sub: Submission, result: dict[str, Any],
     s = result["summary"]["final_test_acc"]
     say(f"{sub.name}: final clean test accuracy {100 * s['mean']:.2f}% ± {100 * s['std']:.2f} over "
         f"{s['n']} seed(s)")
-    lines = format_comparison(comparisons)
+    caveats = data_caveats(dataset)  # no difference from the paper where it would mean nothing: say why instead
+    why = "; ".join([f"preset {preset} differs from the paper's settings"] * bool(diff) + caveats) or None
+    lines = format_comparison(comparisons, not_comparable=why)
     for line in lines or [f"no paper row for ({sub.model or 'custom model'}, {sub.method}, {spec.folder_name})"]:
         say("  " + line)
     if diff:
         say(f"  note: differs from the paper's settings in {', '.join(sorted(diff))} (preset {preset}); "
             "not comparable with the paper's numbers")
-    for caveat in data_caveats(dataset):
+    for caveat in caveats:
         say(f"  note: training data {caveat}; not comparable with the paper's numbers")
     for line in integrity_lines(result["integrity"]):
         say("  " + line)
