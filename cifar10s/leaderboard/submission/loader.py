@@ -23,7 +23,6 @@ there and in docs/leaderboard.md.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import os
@@ -33,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from ... import strict_json
-from .record import HOOK_NAMES, Submission, SubmissionError
+from .record import Submission, SubmissionError
 
-__all__ = ["SUBMISSION_FILE", "inspect_submission", "load_submission", "validate_submission"]
+__all__ = ["SUBMISSION_FILE", "load_submission", "resolve_method"]
 
 SUBMISSION_FILE = "submission.json"
 REQUIRED_KEYS = ("name", "authors", "link")
