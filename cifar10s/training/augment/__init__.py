@@ -11,31 +11,7 @@ See docs/augmentations.md.
 
 from __future__ import annotations
 
-from .authors import AUTHORS_RANDAUGMENT_OPS, AuthorsRandAugment
-from .pipeline import (
-    AUGMENTATIONS,
-    RANDAUGMENT_OPS,
-    AugmentationPipeline,
-    BatchAugmentation,
-    Cutout,
-    Mixup,
-    RandAugment,
-    RandomCropFlip,
-    build_augmentation,
-    randaugment_magnitudes,
-)
+from . import pipeline as _pipeline
+from .pipeline import *  # noqa: F403 - the package's names are the pipeline's (which imports the RandAugments)
 
-__all__ = [
-    "AUGMENTATIONS",
-    "AUTHORS_RANDAUGMENT_OPS",
-    "RANDAUGMENT_OPS",
-    "AugmentationPipeline",
-    "AuthorsRandAugment",
-    "BatchAugmentation",
-    "Cutout",
-    "Mixup",
-    "RandAugment",
-    "RandomCropFlip",
-    "build_augmentation",
-    "randaugment_magnitudes",
-]
+__all__ = list(_pipeline.__all__)
