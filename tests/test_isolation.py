@@ -27,6 +27,7 @@ from cifar10s.cli.main import main as lb_main
 from cifar10s.leaderboard import SubmissionError, load_submission, score_submission, validate_submission
 from cifar10s.leaderboard.scoring.heldout import HeldOutTestSet, verify_test_split
 from cifar10s.leaderboard.scoring.integrity import integrity_lines, integrity_record
+from cifar10s.leaderboard.scoring.records import SeedResult
 from cifar10s.leaderboard.sandbox.runner import PASSED_ENV, WorkerFailed, read_logits
 from cifar10s.store import TEST_LABELS, IntegrityError, clean_folder, data_dir
 
@@ -310,7 +311,11 @@ def test_test_split_verification_without_a_pin(tmp_path, tiny_archive):
     src = load_cifar10(tiny_archive)
     test = HeldOutTestSet(root)
     assert test.verification["method"] == "unverified" and "test split not pinned" in test.verification["caveat"]
-    record = integrity_record([{"final_test_acc": 0.5, "flipped_test_acc": 0.49}], test.verification)
+    seed = SeedResult(seed=0, final_epoch_eval_acc=None, best_test_acc=None, best_epoch=None, final_train_acc=None,
+                      num_train=1, param_count=1, train_time_s=0.0, resumed_from_epoch=None, device="cpu",
+                      precision={}, records=[], workdir=None, weights_sha256="0" * 64,
+                      final_test_acc=0.5, flipped_test_acc=0.49)
+    record = integrity_record([seed], test.verification)
     assert record["caveats"] == [test.verification["caveat"]] and record["suspicious"] is False
     assert any(line.startswith("note: test split not pinned") for line in integrity_lines(record))
 
