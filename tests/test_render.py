@@ -853,3 +853,17 @@ def test_chart_values_sit_under_the_axis_where_nothing_covers_them(demo):
         assert top_of_text >= axis - 1e-6 and top_of_text > lowest_mark and top_of_text > max(lines), t.text
     # and they are the bars' own numbers
     assert sorted(t.text for t in values)[:3] == ["18.7", "20.4", "22.0"]
+
+
+def test_the_committed_paper_scale_results_are_comparable_with_their_caveats(tmp_path):
+    """LeNet-5 at the paper's scale on a full-size copy: placed beside the paper's Table 2 with the
+    difference, its test split (not the pinned official arrays) and the seed at chance footnoted."""
+    from cifar10s.cli.main import main as cli_main
+
+    results = Path(__file__).resolve().parents[1] / "leaderboard" / "examples" / "paper-scale-cpu"
+    assert cli_main(["leaderboard", "--results", str(results), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "leaderboard.md").read_text()
+    comparable = md.split("## Comparable with the paper", 1)[1].split("## Not comparable", 1)[0]
+    assert "clean \\(full-size copy\\)" in comparable and "ops-k1 \\(full-size copy\\)" in comparable
+    assert "| 70.27 |" in comparable and "| 22.19 |" in comparable  # the paper's rows beside ours
+    assert "test split not pinned" in md and "never left chance" in md

@@ -313,7 +313,11 @@ def entry_of(record: ResultRecord, file: str = "") -> Entry:
 
     model_key = canonical_model(model) if model else None
     diff_pp = None
-    comparable = preset == "paper" and not data_notes and not integrity_notes
+    # an unpinned test split is expected of a full-size copy (the pins are the official arrays'):
+    # footnoted, and comparable on the same terms as its training set (docs/leaderboard.md)
+    full_copy_test = test_kind in ("full-copy", "official-content") and kind in ("full-copy", "official-content")
+    disqualifying = [n for n in integrity_notes if not (full_copy_test and n.startswith("test split: "))]
+    comparable = preset == "paper" and not data_notes and not disqualifying
     if model_key and paper_set and comparable:  # a difference from the paper only where it means one
         paper = [r for r in lookup(model_key, method, paper_set) if r.test_acc is not None]
         diff_pp = round(100.0 * final - paper[0].test_acc, 2) if paper and final is not None else None
