@@ -148,34 +148,24 @@ def test_a_bind_that_would_show_the_key_stops_the_child_before_it_starts(tmp_pat
     assert reports(logs) == []  # nothing started
 
 
-def test_a_field_the_child_may_not_report_fails_the_run(tmp_path, box, built_root):
-    # the entry wraps the trainer's result and slips a copied secret into its records
-    folder, _logs = hostile(tmp_path, _when("train", """
+@pytest.mark.parametrize("field, value", [
+    ("note", "copied key material"),  # a field a child may not report: a copied secret
+    ("train_acc", "1.0"),             # a string where a number in [0, 1] belongs
+])
+def test_a_record_field_out_of_the_schema_fails_the_run(tmp_path, box, built_root, field, value):
+    # the entry wraps the trainer's result and slips the field into its first epoch's record
+    folder, _logs = hostile(tmp_path, _when("train", f"""
 from cifar10s.training.config import TrainResult
 real = TrainResult.to_dict
 def patched(self):
     out = real(self)
-    out["records"][0]["note"] = "copied key material"
+    out["records"][0][{field!r}] = {value!r}
     return out
 TrainResult.to_dict = patched
 """))
-    with pytest.raises(WorkerFailed, match=r"records\[0\]\.note"):
+    with pytest.raises(WorkerFailed, match=rf"records\[0\]\.{field}"):
         _score(folder, built_root, tmp_path / "out", box)
     assert not list((tmp_path / "out").glob("*.json"))  # no result written
-
-
-def test_a_number_out_of_range_fails_the_run(tmp_path, box, built_root):
-    folder, _logs = hostile(tmp_path, _when("train", """
-from cifar10s.training.config import TrainResult
-real = TrainResult.to_dict
-def patched(self):
-    out = real(self)
-    out["records"][0]["train_acc"] = "1.0"
-    return out
-TrainResult.to_dict = patched
-"""))
-    with pytest.raises(WorkerFailed, match=r"records\[0\]\.train_acc"):
-        _score(folder, built_root, tmp_path / "out", box)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 from .failures import WorkerFailed
 
 __all__ = ["ChildFileRefused", "Quota", "audit_folder", "hand_to", "keep_only", "purge_unsafe", "read_child_file",
-           "read_logits", "remove_tree"]
+           "read_logits"]
 
 _GIB = 1 << 30
 
@@ -259,8 +258,3 @@ def hand_to(folder: Path, uid: int, gid: int) -> None:
     os.chmod(folder, 0o770)
     for path, _st in _entries(os.path.realpath(folder)):
         os.chown(path, uid, gid, follow_symlinks=False)
-
-
-def remove_tree(folder: Path) -> None:
-    """Remove a child's folder; ``shutil.rmtree`` never follows links out of it."""
-    shutil.rmtree(folder, ignore_errors=True)

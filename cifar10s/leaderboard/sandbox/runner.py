@@ -44,7 +44,7 @@ from .inert import inert_text
 from ..submission.record import Submission, SubmissionError
 from .bwrap import Sandbox
 from .cgroup import ChildCgroup
-from .childfiles import ChildFileRefused, audit_folder, hand_to, purge_unsafe, read_child_file, read_logits, remove_tree
+from .childfiles import ChildFileRefused, audit_folder, hand_to, purge_unsafe, read_child_file, read_logits
 from .staging import stage_files, verify_staged
 from .failures import WorkerFailed
 from .hostuser import CHECK_DROPPED, CHILD_GID, CHILD_UID, held_namespace
@@ -221,7 +221,7 @@ class WorkerRun:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        remove_tree(self.scratch)
+        shutil.rmtree(self.scratch, ignore_errors=True)  # never follows links out of it
 
     def path(self, name: str) -> Path:
         return self.scratch / name
